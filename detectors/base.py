@@ -1,0 +1,49 @@
+"""The detector contract: river's AnomalyDetector plus an explanation.
+
+River's base class lives at a different path in different releases; it is
+imported here and nowhere else, so a river upgrade touches one line.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+from river.base import AnomalyDetector
+
+__all__ = ["Detector", "Explanation"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a detector scored an observation as it did, in the units of the input.
+
+    ``expected_low``/``expected_high`` bound what the detector considered
+    ordinary; an analyst reads ``observed`` against them.
+    """
+
+    observed: float
+    expected: float
+    expected_low: float
+    expected_high: float
+    score: float
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Detector(AnomalyDetector):
+    """An online detector with a calibrated ``[0, 1]`` score and an explanation.
+
+    Subclasses implement ``learn_one``, ``score_one`` and ``explain_one``.
+    ``score_one`` and ``explain_one`` must be side-effect free.
+    """
+
+    @abc.abstractmethod
+    def explain_one(self, x: dict[str, Any]) -> Explanation:
+        """Explain the score ``score_one(x)`` would give, without learning."""
+
+    def state_bytes(self) -> int:
+        """Approximate size of the learned state, for the memory budget (pickle size)."""
+        import pickle
+
+        return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
