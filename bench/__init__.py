@@ -1,0 +1,1 @@
+"""Benchmarks for tradewatch detectors (NAB scoring, detector speed)."""
