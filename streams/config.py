@@ -1,0 +1,291 @@
+"""The analyst-facing configuration: one TOML file, validated in full at start.
+
+Every section is a frozen, typed struct that rejects unknown keys, so a typo fails
+at start-up with the path of the bad key instead of silently using a default.
+Detector parameters are checked by building each detector, so a bad parameter
+names the detector and the parameter. A few deployment settings can be
+overridden from the environment (see :data:`ENV_OVERRIDES`), so one file serves a
+laptop and a cluster.
+
+>>> settings = load_settings_text('''
+... [windows]
+... size_seconds = 3600
+... ''')
+>>> settings.windows.size_seconds, settings.kafka.bootstrap_servers
+(3600.0, '127.0.0.1:9092')
+>>> try:
+...     load_settings_text('[windows]\\nsize_secnds = 3600')
+... except ConfigError as err:
+...     print(err)
+config error at windows.size_secnds: unknown key (valid keys: grace_seconds, idle_series_windows, idle_timeout_seconds, levels, max_empty_windows, size_seconds, top_k)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "DetectorSpec",
+    "load_settings",
+    "load_settings_text",
+    "DEFAULT_CONFIG_PATH",
+    "ENV_OVERRIDES",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "deploy" / "tradewatch.toml"
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Score = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Level = Literal["hs6", "hs4", "hs2", "tier"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class ConfigError(ValueError):
+    """Bad configuration; ``path`` is the dotted path of the offending key."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"config error at {path or '<root>'}: {message}")
+        self.path = path
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class KafkaSettings(_Section):
+    #: Overridden by TRADEWATCH_BOOTSTRAP_SERVERS; when set, no local broker is started.
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "tradewatch"
+    consumer_group: str = "tradewatch-worker"
+
+
+class TopicSettings(_Section):
+    declarations: str = "trade.declarations"
+    dlq: str = "trade.declarations.dlq"
+    alerts: str = "trade.alerts"
+    #: Declarations are keyed by HS6, so a product's every route lands on one partition.
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
+
+
+class ValidationSettings(_Section):
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=256)] = 65_536
+    max_future_seconds: NonNegative = 86_400.0
+
+
+class WindowSettings(_Section):
+    #: Daily windows: customs systems lodge declarations around the clock, and daily
+    #: totals are where a tenfold jump in one product on one route becomes visible.
+    size_seconds: Positive = 86_400.0
+    grace_seconds: NonNegative = 3_600.0
+    #: Wall-clock seconds without events before open windows close (end of a replay).
+    idle_timeout_seconds: Positive = 10.0
+    #: Aggregation levels: HS6 product, its HS4 heading, HS2 chapter, or CHPL tier.
+    levels: tuple[Level, ...] = ("hs6", "tier")
+    #: A series with no event for this many windows is forgotten (its state freed).
+    idle_series_windows: Annotated[int, msgspec.Meta(ge=1)] = 120
+    max_empty_windows: Annotated[int, msgspec.Meta(ge=0)] = 366
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+
+
+class WorkerSettings(_Section):
+    #: faust's web server (which serves /metrics) binds 0.0.0.0 by default; we do not.
+    web_host: str = "127.0.0.1"
+    web_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 6066
+    #: Detector checkpoints and faust's table data.
+    data_dir: str = "var/worker"
+
+
+class AlertSettings(_Section):
+    #: After an alert on a series, the same detector stays quiet on it for this many windows.
+    cooldown_windows: Annotated[int, msgspec.Meta(ge=0)] = 7
+    #: Alerts below this severity are counted but not published.
+    min_severity: Severity = "low"
+
+
+class DetectorSpec(_Section):
+    """One detector: which kind, its alert threshold on the common [0, 1] scale, its parameters."""
+
+    kind: str
+    threshold: Score = 0.9
+    enabled: bool = True
+    params: dict[str, Any] = {}
+
+
+class SeriesOverride(_Section):
+    """A different threshold for series whose key matches a glob, e.g. ``hs6:DE>KG:8542*``."""
+
+    match: str
+    detector: str
+    threshold: Score | None = None
+    enabled: bool | None = None
+
+
+def _default_detectors() -> dict[str, DetectorSpec]:
+    return {
+        "spike": DetectorSpec(kind="spike", threshold=0.9),
+        "changepoint": DetectorSpec(kind="changepoint", threshold=0.9),
+        "passthrough": DetectorSpec(kind="passthrough", threshold=0.8),
+        "unit_value": DetectorSpec(kind="unit_value", threshold=0.95),
+        "novelty": DetectorSpec(kind="novelty", threshold=0.8),
+    }
+
+
+class Settings(_Section):
+    """Everything a worker, the producer tooling and the offline evaluator read."""
+
+    #: Free text echoed in the ``tradewatch_build_info`` metric, so a dashboard shows
+    #: which config revision produced an alert.
+    config_version: str = "default"
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    validation: ValidationSettings = ValidationSettings()
+    windows: WindowSettings = WindowSettings()
+    worker: WorkerSettings = WorkerSettings()
+    alerts: AlertSettings = AlertSettings()
+    detectors: dict[str, DetectorSpec] = msgspec.field(default_factory=_default_detectors)
+    overrides: list[SeriesOverride] = []
+
+    def threshold_for(self, detector: str, series_key: str) -> float | None:
+        """The threshold for one series, or ``None`` if the detector is off for it."""
+        spec = self.detectors[detector]
+        threshold, enabled = spec.threshold, spec.enabled
+        for override in self.overrides:
+            if override.detector == detector and fnmatch.fnmatchcase(series_key, override.match):
+                threshold = override.threshold if override.threshold is not None else threshold
+                enabled = override.enabled if override.enabled is not None else enabled
+        return threshold if enabled else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data (what ``config check`` prints)."""
+        return typing.cast(dict[str, Any], msgspec.to_builtins(self))
+
+
+#: Environment variable -> dotted config path. Environment wins over the file.
+ENV_OVERRIDES: Mapping[str, str] = {
+    "TRADEWATCH_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "TRADEWATCH_WEB_PORT": "worker.web_port",
+    "TRADEWATCH_CONSUMER_GROUP": "kafka.consumer_group",
+}
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load, validate and return the settings; raise ConfigError naming the bad key."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError("", f"cannot read {path}: {err.strerror}") from None
+    return load_settings_text(text, env=env, source=str(path))
+
+
+def load_settings_text(
+    text: str, env: Mapping[str, str] | None = None, source: str = "<string>"
+) -> Settings:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("", f"{source} is not valid TOML: {err}") from None
+    _apply_env(raw, os.environ if env is None else env)
+    detectors = raw.pop("detectors", None)
+    settings = _convert(raw, Settings, "")
+    if detectors is not None:
+        if not isinstance(detectors, dict):
+            raise ConfigError("detectors", "must be a table of [detectors.<name>] sections")
+        specs = {
+            name: _convert(spec, DetectorSpec, f"detectors.{name}")
+            for name, spec in detectors.items()
+        }
+        settings = msgspec.structs.replace(settings, detectors=specs)
+    _check_detectors(settings)
+    return settings
+
+
+def _convert(raw: Any, tp: type[Any], prefix: str) -> Any:
+    try:
+        return msgspec.convert(raw, tp, strict=False)
+    except msgspec.ValidationError as err:
+        raise _explain(str(err), tp, prefix) from None
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, dotted in ENV_OVERRIDES.items():
+        if env.get(var):
+            section, key = dotted.split(".")
+            raw.setdefault(section, {})[key] = env[var]
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+
+
+def _explain(message: str, root: type[Any], prefix: str) -> ConfigError:
+    match = _AT.match(message)
+    assert match is not None  # the pattern matches any string
+    msg, path = match.group("msg"), (match.group("path") or "").lstrip(".")
+    full = ".".join(filter(None, (prefix, path)))
+    unknown = _UNKNOWN.match(msg)
+    if unknown:
+        struct = _walk(path, root) if path else root
+        valid = ", ".join(sorted(f.name for f in msgspec.structs.fields(struct)))
+        return ConfigError(f"{full}.{unknown.group('field')}".lstrip("."), f"unknown key (valid keys: {valid})")
+    tp = _walk(path, root)
+    if typing.get_origin(tp) is Literal:
+        msg = f"{msg} (valid: {', '.join(str(a) for a in typing.get_args(tp))})"
+    return ConfigError(full, msg)
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated/containers down to the element type (dict: its value type)."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated or origin in (tuple, list):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return tp
+
+
+def _walk(path: str, root: Any = None) -> Any:
+    """The type at a dotted config path (``windows.levels[0]``), or None if unknown."""
+    tp: Any = Settings if root is None else root
+    for part in filter(None, re.split(r"\.|\[[^\]]*\]", path)):
+        tp = _unwrap(tp)
+        if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
+            return None
+        hints = typing.get_type_hints(tp, include_extras=True)
+        if part not in hints:
+            return None
+        tp = hints[part]
+    return _unwrap(tp)
+
+
+def _check_detectors(settings: Settings) -> None:
+    from detectors.registry import DetectorConfigError, build
+
+    for name, spec in settings.detectors.items():
+        try:
+            build(spec.kind, spec.params)
+        except DetectorConfigError as err:
+            param = getattr(err, "param", None)
+            path = f"detectors.{name}.params.{param}" if param else f"detectors.{name}.kind"
+            raise ConfigError(path, str(err)) from None
+    for i, override in enumerate(settings.overrides):
+        if override.detector not in settings.detectors:
+            valid = ", ".join(sorted(settings.detectors))
+            raise ConfigError(
+                f"overrides[{i}].detector",
+                f"no detector named {override.detector!r} (configured: {valid})",
+            )

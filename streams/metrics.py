@@ -1,0 +1,213 @@
+"""Every Prometheus metric tradewatch exports, declared in one place on an injected registry.
+
+Conventions (prometheus-client's and Prometheus's own): base units (seconds,
+bytes), ``_total`` on counters, labels from bounded sets only (reasons, detector
+names, severities, the configured transit countries, CHPL tiers; never a declaration
+id or an exporter), and every known label value pre-initialised so dashboards show
+0 rather than "no data". Each worker serves its own ``/metrics``; Prometheus
+scrapes them all and the ``instance`` label tells them apart.
+
+The one exception to bounded labels is :class:`AlertBoard`: the latest alerted
+series, capped at ``capacity`` entries (old ones are removed from the registry),
+so "top series by score" can be a Prometheus query.
+
+>>> from prometheus_client import CollectorRegistry
+>>> registry = CollectorRegistry()
+>>> m = PipelineMetrics.create(registry, detectors=["spike"])
+>>> registry.get_sample_value("tradewatch_declarations_rejected_total", {"reason": "not_json"})
+0.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from detectors.reference import CHPL_TIER_ORDER, TRANSIT_COUNTRIES
+from streams.validate import REJECT_REASONS
+
+__all__ = ["PipelineMetrics", "AlertBoard", "SEVERITIES", "NO_LABEL"]
+
+SEVERITIES = ("low", "medium", "high", "critical")
+#: Label value for "not a transit country" / "not on the CHPL".
+NO_LABEL = "none"
+
+#: Event-to-alert latency spans a fast path (alert within a second of the closing
+#: event) and slow windows closed by the idle timer (tens of seconds).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+#: Per-record and per-detector work is microseconds; default buckets start at 5 ms.
+_FAST_BUCKETS = (1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.025, 0.1, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineMetrics:
+    """The worker's metrics. Build with :meth:`create`; never at import time."""
+
+    declarations_consumed: Counter
+    declarations_rejected: Counter
+    late_declarations: Counter
+    windows_closed: Counter
+    data_gap_windows: Counter
+    alerts_published: Counter
+    alerts_suppressed: Counter
+    event_to_alert_latency: Histogram
+    record_processing: Histogram
+    detector_processing: Histogram
+    consumer_lag: Gauge
+    last_event_timestamp: Gauge
+    last_processed_timestamp: Gauge
+    watermark_timestamp: Gauge
+    active_series: Gauge
+    detector_state_bytes: Gauge
+    build_info: Info
+    board: AlertBoard
+
+    @classmethod
+    def create(
+        cls,
+        registry: CollectorRegistry,
+        *,
+        detectors: Iterable[str],
+        levels: Iterable[str] = ("hs6", "tier"),
+        transit_countries: Iterable[str] = sorted(TRANSIT_COUNTRIES),
+        board_capacity: int = 50,
+    ) -> PipelineMetrics:
+        detectors = list(detectors)
+        levels = list(levels)
+        countries = [*transit_countries, NO_LABEL]
+        tiers = [*CHPL_TIER_ORDER, NO_LABEL]
+        r = registry
+        m = cls(
+            declarations_consumed=Counter(
+                "tradewatch_declarations_consumed", "Records read from the declarations topic.",
+                registry=r),
+            declarations_rejected=Counter(
+                "tradewatch_declarations_rejected",
+                "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r),
+            late_declarations=Counter(
+                "tradewatch_late_declarations",
+                "Valid declarations whose window had closed (also dead-lettered as late_event).",
+                registry=r),
+            windows_closed=Counter(
+                "tradewatch_windows_closed", "Event-time windows closed, by aggregation level.",
+                ["level"], registry=r),
+            data_gap_windows=Counter(
+                "tradewatch_data_gap_windows",
+                "Windows in which a whole partition had no declaration (treated as missing data).",
+                registry=r),
+            alerts_published=Counter(
+                "tradewatch_alerts_published", "Alerts written to the alert topic.",
+                ["detector", "severity", "transit_country", "chpl_tier"], registry=r),
+            alerts_suppressed=Counter(
+                "tradewatch_alerts_suppressed",
+                "Scores over threshold not published (cooldown or below min severity).",
+                ["detector", "reason"], registry=r),
+            event_to_alert_latency=Histogram(
+                "tradewatch_event_to_alert_latency_seconds",
+                "Wall time from the arrival of the record that closed a window to its alert.",
+                buckets=_LATENCY_BUCKETS, registry=r),
+            record_processing=Histogram(
+                "tradewatch_record_processing_seconds",
+                "Worker time per record: validate, window, per-declaration detectors.",
+                buckets=_FAST_BUCKETS, registry=r),
+            detector_processing=Histogram(
+                "tradewatch_detector_processing_seconds",
+                "Time in one detector's score+learn for one observation.",
+                ["detector"], buckets=_FAST_BUCKETS, registry=r),
+            consumer_lag=Gauge(
+                "tradewatch_consumer_lag_messages",
+                "Records in the partition not yet processed by this worker.",
+                ["topic", "partition"], registry=r),
+            last_event_timestamp=Gauge(
+                "tradewatch_last_event_timestamp_seconds",
+                "Event time (declared_at) of the last declaration processed.", registry=r),
+            last_processed_timestamp=Gauge(
+                "tradewatch_last_processed_timestamp_seconds",
+                "Wall-clock time the worker last processed a record: a stuck worker stops it.",
+                registry=r),
+            watermark_timestamp=Gauge(
+                "tradewatch_watermark_timestamp_seconds",
+                "Event-time watermark (largest declared_at seen) over this worker's partitions.",
+                registry=r),
+            active_series=Gauge(
+                "tradewatch_active_series", "Series with detector state held in memory.",
+                ["level"], registry=r),
+            detector_state_bytes=Gauge(
+                "tradewatch_detector_state_bytes",
+                "Approximate bytes of learned state, by detector (sampled at window close).",
+                ["detector"], registry=r),
+            build_info=Info(
+                "tradewatch_build", "Version of tradewatch and of the config it runs.", registry=r),
+            board=AlertBoard(registry, capacity=board_capacity),
+        )
+        for reason in REJECT_REASONS:
+            m.declarations_rejected.labels(reason=reason)
+        for level in [*levels, "passthrough"]:
+            m.windows_closed.labels(level=level)
+            m.active_series.labels(level=level)
+        for detector in detectors:
+            m.detector_processing.labels(detector=detector)
+            m.detector_state_bytes.labels(detector=detector)
+            for reason in ("cooldown", "below_min_severity"):
+                m.alerts_suppressed.labels(detector=detector, reason=reason)
+            for severity in SEVERITIES:
+                for country in countries:
+                    for tier in tiers:
+                        m.alerts_published.labels(
+                            detector=detector, severity=severity,
+                            transit_country=country, chpl_tier=tier)
+        return m
+
+    def set_build_info(self, version: str, config_version: str) -> None:
+        import river
+
+        self.build_info.info({
+            "version": version,
+            "config_version": config_version,
+            "python": platform.python_version(),
+            "river": river.__version__,
+        })
+
+
+class AlertBoard:
+    """The latest alerted series as gauges, at most ``capacity`` of them.
+
+    ``tradewatch_alert_score`` holds each series' latest alert score and
+    ``tradewatch_alert_timestamp_seconds`` when it fired, so Grafana can list the
+    top and the latest series. When full, the least recently alerted series is
+    removed from the registry: cardinality stays bounded.
+    """
+
+    LABELS = ("series", "detector", "severity", "transit_country", "chpl_tier")
+
+    def __init__(self, registry: CollectorRegistry, capacity: int = 50) -> None:
+        self.capacity = capacity
+        self._score = Gauge("tradewatch_alert_score",
+                            "Latest alert score (0-1) of a recently alerted series.",
+                            self.LABELS, registry=registry)
+        self._when = Gauge("tradewatch_alert_timestamp_seconds",
+                           "Wall-clock time of a recently alerted series' latest alert.",
+                           self.LABELS, registry=registry)
+        self._entries: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
+
+    def record(self, *, series: str, detector: str, severity: str, transit_country: str,
+               chpl_tier: str, score: float, at: float) -> None:
+        key = (series, detector)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._remove(old)
+        labels = (series, detector, severity, transit_country, chpl_tier)
+        self._entries[key] = labels
+        self._score.labels(*labels).set(score)
+        self._when.labels(*labels).set(at)
+        while len(self._entries) > self.capacity:
+            _, evicted = self._entries.popitem(last=False)
+            self._remove(evicted)
+
+    def _remove(self, labels: tuple[str, ...]) -> None:
+        self._score.remove(*labels)
+        self._when.remove(*labels)
