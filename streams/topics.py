@@ -1,0 +1,235 @@
+"""The pipeline's Kafka topics and their idempotent creation.
+
+Topics (default names, all overridable)::
+
+    trade.declarations      4 partitions, 7 days   the input: one JSON trade declaration per record
+    trade.alerts            4 partitions, 30 days  the output: one record per detector alert
+    trade.declarations.dlq  1 partition,  30 days  records the worker could not decode or validate
+
+Keying rule
+-----------
+Producers key every declaration by its **6-digit HS code** (the product), e.g.
+``b"870323"``. Kafka's default partitioner hashes the key, so every route
+(origin -> destination) of one product lands on the same partition and is seen
+by one worker. The pass-through detector depends on this: it compares the legs
+of a product going into and out of an intermediary country, and both legs
+must reach the same worker's state. Alerts are keyed by the same HS code.
+
+Why these partition counts
+--------------------------
+* ``declarations``: 4, so up to four workers share the stream (products are
+  spread over partitions by HS code). Changing the count later moves products
+  between partitions and breaks per-product state, hence :func:`ensure_topics`
+  refuses a topic whose partition count differs instead of "fixing" it.
+* ``alerts``: same count as declarations and the same key, i.e. co-partitioned
+  with the input. Alerts for one product stay in order, each worker writes to
+  "its" partitions, and any later per-product stage that reads both topics
+  (e.g. alert de-duplication in a stream processor) needs co-partitioned
+  topics. Alert volume is tiny, so the extra partitions cost nothing.
+* ``dlq``: 1 partition. Bad input may have no valid HS code to key by, the
+  volume is low, and one partition keeps the record of bad input in arrival
+  order for audit and replay. Retention is 30 days since it is that record.
+
+Topics are created with the cluster's default replication factor (1 on the
+project's local single-node broker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DAY_MS",
+    "TopicMismatchError",
+    "TopicSpec",
+    "default_topic_specs",
+    "delete_topics",
+    "ensure_topics",
+]
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+# Kafka error codes (stable protocol constants).
+_NO_ERROR = 0
+_UNKNOWN_TOPIC_OR_PARTITION = 3
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicMismatchError(RuntimeError):
+    """An existing topic does not have the partition count its spec asks for."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How one topic must look.
+
+    >>> TopicSpec("t", 2, retention_ms=1000).configs()
+    {'retention.ms': '1000', 'cleanup.policy': 'delete'}
+    """
+
+    name: str
+    partitions: int
+    retention_ms: int
+    cleanup_policy: str = "delete"
+    extra_config: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("topic name must not be empty")
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name!r}: partitions must be >= 1, got {self.partitions}")
+        if self.retention_ms < -1 or self.retention_ms == 0:
+            raise ValueError(f"topic {self.name!r}: retention_ms must be > 0 or -1 (forever)")
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level configs sent with CreateTopics."""
+        out = {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+        out.update({str(k): str(v) for k, v in self.extra_config.items()})
+        return out
+
+
+def default_topic_specs(
+    declarations: str = "trade.declarations",
+    dlq: str = "trade.declarations.dlq",
+    alerts: str = "trade.alerts",
+    partitions: int = 4,
+) -> list[TopicSpec]:
+    """The pipeline's three topics (see the module docstring for the reasoning).
+
+    >>> [(s.name, s.partitions, s.retention_ms // DAY_MS) for s in default_topic_specs()]
+    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.declarations.dlq', 1, 30)]
+    """
+    return [
+        TopicSpec(declarations, partitions, retention_ms=7 * DAY_MS),
+        TopicSpec(alerts, partitions, retention_ms=30 * DAY_MS),
+        TopicSpec(dlq, 1, retention_ms=30 * DAY_MS),
+    ]
+
+
+@contextlib.contextmanager
+def _admin(bootstrap: str, timeout_ms: int = 30_000) -> Iterator[object]:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="tradewatch-topics",
+        bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms,
+    )
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def _partition_counts(admin, names: list[str]) -> dict[str, int]:
+    """{name: partition count} for the topics among ``names`` that exist."""
+    if not names:
+        return {}
+    out: dict[str, int] = {}
+    for topic in admin.describe_topics(names):
+        code = topic.get("error_code", 0)
+        if code == _UNKNOWN_TOPIC_OR_PARTITION:
+            continue
+        if code != _NO_ERROR:
+            import kafka.errors as Errors
+
+            raise Errors.for_code(code)(f"describing topic {topic.get('name')!r}")
+        out[topic["name"]] = len(topic.get("partitions") or [])
+    return out
+
+
+def _check_partitions(spec: TopicSpec, actual: int) -> None:
+    if actual != spec.partitions:
+        raise TopicMismatchError(
+            f"topic {spec.name!r} exists with {actual} partition(s) but {spec.partitions} are "
+            f"required; per-product state is keyed by HS code, so repartitioning it in place "
+            f"would move products between workers. Delete and recreate the topic "
+            f"(or use another name) deliberately."
+        )
+
+
+def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics in ``specs`` that are missing; return the names created.
+
+    Existing topics are left as they are, but their partition count must match
+    the spec, or :class:`TopicMismatchError` is raised naming the topic.
+    Idempotent, and safe when another process creates the same topics at the
+    same time (TopicAlreadyExists is treated as "exists", then checked).
+    Returns once every created topic has a leader for each partition.
+    """
+    import kafka.errors as Errors
+
+    specs = list(specs)
+    by_name = {s.name: s for s in specs}
+    if len(by_name) != len(specs):
+        raise ValueError("duplicate topic names in specs")
+    with _admin(bootstrap) as admin:
+        existing = _partition_counts(admin, list(by_name))
+        for name, count in existing.items():
+            _check_partitions(by_name[name], count)
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        request = {
+            s.name: {"num_partitions": s.partitions, "configs": s.configs()} for s in missing
+        }
+        response = admin.create_topics(request, raise_errors=False)
+        created: list[str] = []
+        raced: list[str] = []
+        for topic in response["topics"]:
+            code = topic["error_code"]
+            if code == _NO_ERROR:
+                created.append(topic["name"])
+            elif code == _TOPIC_ALREADY_EXISTS:
+                raced.append(topic["name"])
+            else:
+                raise Errors.for_code(code)(
+                    f"creating topic {topic['name']!r}: {topic.get('error_message')}"
+                )
+        if raced:
+            log.info("topics created concurrently by someone else: %s", raced)
+            deadline = time.monotonic() + 10
+            while True:
+                counts = _partition_counts(admin, raced)
+                if len(counts) == len(raced) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            for name in raced:
+                _check_partitions(by_name[name], counts.get(name, 0))
+        if created:
+            admin.wait_for_topics(created, timeout_ms=30_000)
+            log.info("created topics %s", created)
+        return created
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
+    """Delete the named topics that exist (missing ones are ignored); return those deleted.
+
+    Waits until the deleted topics are gone from the cluster's metadata, so a
+    test can recreate a topic of the same name right after.
+    """
+    import kafka.errors as Errors
+
+    names = list(names)
+    if not names:
+        return []
+    with _admin(bootstrap) as admin:
+        response = admin.delete_topics(names, raise_errors=False)
+        deleted = []
+        for topic in response["topics"]:
+            code = topic["error_code"]
+            if code == _NO_ERROR:
+                deleted.append(topic["name"])
+            elif code != _UNKNOWN_TOPIC_OR_PARTITION:
+                raise Errors.for_code(code)(f"deleting topic {topic['name']!r}")
+        deadline = time.monotonic() + timeout_s
+        while deleted and set(deleted) & set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise Errors.KafkaTimeoutError(f"topics still listed after delete: {deleted}")
+            time.sleep(0.1)
+        return deleted
