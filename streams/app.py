@@ -1,0 +1,111 @@
+"""The faust worker: declarations topic in, alerts and dead letters out, /metrics beside.
+
+``create_app(settings)`` builds a fresh app each call (no module-level singleton),
+so tests and benchmarks can run one in-process. The agent body is thin: it takes
+records in batches, and hands each to :class:`~streams.worker.RecordHandler`,
+which holds all the logic and never touches faust.
+
+Records are read as raw bytes (``value_serializer="raw"``): decoding with msgspec
+in the handler costs microseconds, where faust's validated Records cost ~75 us.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.config import Settings
+from streams.metrics import PipelineMetrics
+from streams.worker import Outgoing, RecordHandler
+
+__all__ = ["create_app"]
+
+#: Records taken per batch and the longest a partial batch waits: large enough to
+#: amortise faust's per-batch overhead, short enough that an alert is not held back.
+BATCH_MAX = 2000
+BATCH_WITHIN_SECONDS = 0.05
+#: How often open windows are checked for the idle timeout, and lag is sampled.
+TICK_SECONDS = 1.0
+
+
+def _broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
+
+
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    metrics: PipelineMetrics | None = None,
+) -> faust.App:
+    """A worker app for ``settings``; metrics go to ``registry`` (a fresh one by default)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    if metrics is None:
+        metrics = PipelineMetrics.create(
+            registry, detectors=list(settings.detectors), levels=settings.windows.levels)
+        from streams import __version__
+
+        metrics.set_build_info(__version__, settings.config_version)
+    app = faust.App(
+        settings.kafka.consumer_group,
+        broker=_broker_url(settings.kafka.bootstrap_servers),
+        broker_client_id=settings.kafka.client_id,
+        store="memory://",
+        datadir=settings.worker.data_dir,
+        web_bind=settings.worker.web_host,
+        web_host=settings.worker.web_host,
+        web_port=settings.worker.web_port,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=True,
+        topic_partitions=settings.topics.partitions,
+        producer_linger_ms=5,
+    )
+    declarations = app.topic(settings.topics.declarations, key_serializer="raw",
+                             value_serializer="raw", internal=False)
+    alerts_topic = app.topic(settings.topics.alerts, key_serializer="raw",
+                             value_serializer="raw", internal=False)
+    dlq_topic = app.topic(settings.topics.dlq, key_serializer="raw",
+                          value_serializer="raw", internal=False)
+    handler = RecordHandler(settings, metrics)
+    app.tradewatch_handler = handler  # type: ignore[attr-defined]
+
+    async def publish(out: list[Outgoing]) -> None:
+        for item in out:
+            topic = alerts_topic if item.kind == "alert" else dlq_topic
+            await topic.send(key=item.key, value=item.value, headers=item.headers)
+        handler.after_publish(out, time.time())
+
+    @app.agent(declarations)
+    async def detect(stream: Any) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_SECONDS):
+            out: list[Outgoing] = []
+            for event in events:
+                message = event.message
+                out.extend(handler.handle(
+                    message.value, key=message.key, topic=message.topic,
+                    partition=message.partition, offset=message.offset,
+                    timestamp=message.timestamp))
+            if out:
+                await publish(out)
+
+    @app.timer(interval=TICK_SECONDS)
+    async def tick() -> None:
+        out = handler.tick()
+        if out:
+            await publish(out)
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not known yet right after assignment
+                continue
+            handler.record_highwater(tp.topic, tp.partition, highwater)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry),
+                         headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return app

@@ -1,0 +1,214 @@
+"""The ``tradewatch`` command.
+
+=====================================  ==================================================
+``tradewatch demo``                    local Kafka + worker + generated stream with a spike
+``tradewatch worker``                  run a stream worker (serves /metrics)
+``tradewatch kafka start|stop|status``  the project's local single-node broker
+``tradewatch topics create``           create the declarations, DLQ and alert topics
+``tradewatch produce FILE|--generate``  send declarations to Kafka
+``tradewatch alerts tail``             print alerts as they arrive
+``tradewatch replay FILE``             run the detectors over a file, no Kafka
+``tradewatch evaluate``                scorecard over labelled scenarios
+``tradewatch config check [FILE]``     validate a config and print the effective values
+=====================================  ==================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import msgspec
+
+from streams.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _bootstrap(settings: Settings) -> str:
+    return settings.kafka.bootstrap_servers
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file or args.config)
+    print(msgspec.json.format(msgspec.json.encode(settings.to_dict()), indent=2).decode())
+    print(f"OK: {args.file or args.config}", file=sys.stderr)
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from streams import kafka_local
+
+    return kafka_local.cli([args.action])
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.topics import default_topic_specs, ensure_topics
+
+    settings = _settings(args)
+    t = settings.topics
+    created = ensure_topics(_bootstrap(settings), default_topic_specs(
+        declarations=t.declarations, dlq=t.dlq, alerts=t.alerts, partitions=t.partitions))
+    print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _generated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from streams.synth.generator import StreamConfig, generate_records
+    from streams.synth.scenarios import scenario_by_name
+
+    scenarios = [scenario_by_name(n) for n in args.scenario]
+    config = StreamConfig(seed=args.seed, days=args.days)
+    return generate_records(config, scenarios)
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streams.produce import produce_records, read_records
+
+    settings = _settings(args)
+    records = _generated(args) if args.generate else read_records(Path(args.file))
+    sent = produce_records(records, bootstrap=_bootstrap(settings),
+                           topic=args.topic or settings.topics.declarations,
+                           rate=args.rate, limit=args.limit, progress=not args.quiet)
+    print(f"sent {sent} records", file=sys.stderr)
+    return 0
+
+
+def cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from streams.tail import tail
+
+    settings = _settings(args)
+    try:
+        tail(_bootstrap(settings), settings.topics.alerts, from_beginning=args.from_beginning,
+             as_json=args.json, timeout_s=args.timeout)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.offline import run_offline
+    from streams.produce import read_records
+    from streams.tail import format_alert
+
+    settings = _settings(args)
+    result = run_offline(read_records(Path(args.file)), settings)
+    for alert in result.alerts:
+        print(msgspec.json.encode(alert).decode() if args.json else format_alert(alert))
+    reasons: dict[str, int] = {}
+    for _, reason, _ in result.rejected:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    print(f"{result.accepted} accepted, {len(result.rejected)} rejected {reasons or ''}, "
+          f"{len(result.alerts)} alerts", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
+    from streams.evaluate import main as evaluate_main
+
+    return evaluate_main(rest)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(_settings(args), days=args.days, rate=args.rate, duration=args.duration,
+                    config_path=args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tradewatch", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH),
+                        help=f"config file (default {DEFAULT_CONFIG_PATH.name})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="local Kafka, a worker, a generated stream with a spike")
+    p.add_argument("--days", type=int, default=150)
+    p.add_argument("--rate", type=float, default=None, help="declarations/s (default: max)")
+    p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="run a stream worker")
+    p.add_argument("--loglevel", default="warning")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("kafka", help="the local broker")
+    p.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    p.set_defaults(func=cmd_kafka)
+
+    p = sub.add_parser("topics", help="topic management")
+    p.add_argument("action", choices=["create"])
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("produce", help="send declarations to Kafka")
+    p.add_argument("file", nargs="?", help=".jsonl or .csv file")
+    p.add_argument("--generate", action="store_true", help="use the built-in generator")
+    p.add_argument("--scenario", action="append", default=[], help="scenario name (repeatable)")
+    p.add_argument("--days", type=int, default=150)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rate", type=float, default=None, help="records/s (default: max)")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--topic", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("alerts", help="the alert topic")
+    p.add_argument("action", choices=["tail"])
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--json", action="store_true", help="raw JSON, one alert per line")
+    p.add_argument("--timeout", type=float, default=None, help="stop after N idle seconds")
+    p.set_defaults(func=cmd_alerts_tail)
+
+    p = sub.add_parser("replay", help="run the detectors over a file without Kafka")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("evaluate", help="scorecard over labelled scenarios", add_help=False)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("config", help="configuration")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "evaluate":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.command == "evaluate":
+            return cmd_evaluate(args, ["--config", args.config, *rest])
+        if args.command == "produce" and not (args.file or args.generate):
+            parser.error("produce needs a FILE or --generate")
+        return int(args.func(args))
+    except ConfigError as err:
+        print(f"tradewatch: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""``make demo``: the whole pipeline on the local broker, with a spike you can watch.
+
+Starts the project's Kafka (unless TRADEWATCH_BOOTSTRAP_SERVERS points elsewhere),
+creates the topics, starts a worker process, streams generated declarations with
+the ``ic_spike_de_kg_ru`` scenario injected (Tier-1 integrated circuits
+DE -> KG tenfold, then KG -> RU), and prints alerts as the worker publishes them.
+Ctrl-C stops the producer, the worker and the broker it started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from streams import kafka_local
+from streams.config import Settings
+from streams.tail import format_alert, iter_alerts
+from streams.topics import default_topic_specs, ensure_topics
+
+__all__ = ["run_demo"]
+
+DEMO_SCENARIO = "ic_spike_de_kg_ru"
+
+
+def _say(msg: str) -> None:
+    print(f"\033[1m[demo]\033[0m {msg}", flush=True)
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"worker did not serve {url} within {timeout:.0f}s")
+
+
+def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
+             duration: float | None = None, config_path: str | None = None) -> int:
+    var = kafka_local.var_dir() / "demo"
+    var.mkdir(parents=True, exist_ok=True)
+    was_running = kafka_local.status().get("answering", False)
+    bootstrap = kafka_local.start(bootstrap_servers=os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"))
+    _say(f"Kafka answering at {bootstrap}")
+    t = settings.topics
+    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
+    _say(f"topics ready: {t.declarations} -> {t.alerts} (dead letters: {t.dlq})")
+
+    log_path = var / "worker.log"
+    env = {**os.environ, "TRADEWATCH_BOOTSTRAP_SERVERS": bootstrap}
+    cmd = [sys.executable, "-m", "streams.cli"]
+    if config_path:
+        cmd += ["--config", config_path]
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen([*cmd, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+    metrics_url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
+    stop = threading.Event()
+    started_at = dt.datetime.now(dt.UTC)
+    try:
+        _wait_http(metrics_url, 90, worker)
+        _say(f"worker up (log {log_path}); metrics at {metrics_url}")
+        producer = subprocess.Popen(
+            [*cmd, "produce", "--generate", "--scenario", DEMO_SCENARIO, "--days", str(days),
+             *(["--rate", str(rate)] if rate else [])], env=env)
+        _say(f"streaming {days} days of generated declarations with '{DEMO_SCENARIO}' injected")
+        _say("alerts appear below as windows close; Ctrl-C stops everything")
+        tail_thread = threading.Thread(target=_print_alerts, args=(bootstrap, t.alerts, started_at, stop),
+                                       daemon=True)
+        tail_thread.start()
+        deadline = time.monotonic() + duration if duration else None
+        while deadline is None or time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with code {worker.returncode}; see {log_path}")
+            if producer.poll() is not None and producer.returncode != 0:
+                raise RuntimeError(f"producer failed with code {producer.returncode}")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _say("stopping")
+    finally:
+        stop.set()
+        _terminate(worker)
+        if not was_running and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):
+            kafka_local.stop()
+            _say("local Kafka stopped")
+    return 0
+
+
+def _print_alerts(bootstrap: str, topic: str, since: dt.datetime, stop: threading.Event) -> None:
+    count = 0
+    for _, alert in iter_alerts(bootstrap, topic, from_beginning=True, timeout_s=1.0e9):
+        if stop.is_set():
+            return
+        if alert is None or alert.emitted_at < since:
+            continue
+        count += 1
+        print(format_alert(alert), flush=True)
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main() -> None:  # pragma: no cover - convenience
+    from streams.config import load_settings
+
+    sys.exit(run_demo(load_settings(Path(sys.argv[1]) if len(sys.argv) > 1 else None)))

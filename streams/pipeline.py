@@ -1,0 +1,337 @@
+"""The detection core for one partition: window -> detect -> alert, with no Kafka in sight.
+
+The faust worker runs one :class:`PartitionPipeline` per assigned partition and
+the offline evaluator runs the same class over a file, so both produce the same
+alerts. Per partition, because the event-time watermark is per partition: a
+partition that lags behind must not make another's events late.
+
+What runs where:
+
+* per declaration (hot path): window aggregation at every configured level, the
+  unit-value detector of the declaration's HS chapter, and the novelty detector;
+* per closed window and series: the spike and change-point detectors on the
+  series' statistical value (zero when the series had no declaration);
+* per closed window and (transit country, HS6): the pass-through detector on the
+  inflow into the hub and the outflow from it to Russia/Belarus.
+
+A window in which the whole partition had no declaration is a data gap (an
+outage upstream, not zero trade): detectors neither score nor learn on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from detectors.base import Detector
+from detectors.calibration import severity as severity_of
+from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES, chpl_tier
+from detectors.registry import build
+from detectors.windows import ClosedWindow, SeriesAggregate, TumblingWindows
+from streams.alerts import make_alert, transit_country_of
+from streams.config import Settings
+from streams.events import AlertSeries, TradeAlert, TradeDeclaration
+from streams.metrics import PipelineMetrics
+
+__all__ = ["PartitionPipeline", "DETECTOR_ROLES", "series_keys"]
+
+#: Which input each detector kind consumes.
+DETECTOR_ROLES: dict[str, str] = {
+    "spike": "series",
+    "changepoint": "series",
+    "passthrough": "passthrough",
+    "unit_value": "declaration",
+    "novelty": "declaration",
+}
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def series_keys(d: TradeDeclaration, levels: tuple[str, ...]) -> list[str]:
+    """The series a declaration counts towards: ``level:origin>destination:product``.
+
+    >>> from streams.events import decode_declaration, example_declaration_json
+    >>> series_keys(decode_declaration(example_declaration_json()), ("hs6", "hs4", "tier"))
+    ['hs6:DE>KG:854231', 'hs4:DE>KG:8542', 'tier:DE>KG:T1']
+    """
+    route = f"{d.exporter_country}>{d.destination_country}"
+    keys = []
+    for level in levels:
+        if level == "hs6":
+            keys.append(f"hs6:{route}:{d.hs_code[:6]}")
+        elif level == "hs4":
+            keys.append(f"hs4:{route}:{d.hs_code[:4]}")
+        elif level == "hs2":
+            keys.append(f"hs2:{route}:{d.hs_code[:2]}")
+        else:
+            tier = chpl_tier(d.hs_code)
+            if tier is not None:
+                keys.append(f"tier:{route}:T{tier}")
+    return keys
+
+
+def _series_meta(key: str) -> AlertSeries:
+    level, route, product = key.split(":")
+    origin, destination = route.split(">")
+    if level == "tier":
+        tier = product[1:]
+    elif level == "hs6":
+        tier = chpl_tier(product) or "none"
+    else:
+        tier = "none"
+    return AlertSeries(
+        key=key, level=level,  # type: ignore[arg-type]
+        origin_country=origin, destination_country=destination,
+        transit_country=transit_country_of(origin, destination),
+        product_code=product, chpl_tier=tier,
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class _SeriesState:
+    meta: AlertSeries
+    detectors: dict[str, Detector]
+    last_window: float
+
+
+class PartitionPipeline:
+    """Windows, detectors and alert rules for the series of one partition.
+
+    ``clock`` is the wall clock (alert timestamps, idle close); tests inject one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PipelineMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        w = settings.windows
+        self.windows = TumblingWindows(
+            size=w.size_seconds, grace=w.grace_seconds, idle_timeout=w.idle_timeout_seconds,
+            max_empty_windows=w.max_empty_windows, top_k=w.top_k, clock=clock,
+        )
+        self._prototypes: dict[str, dict[str, Detector]] = {role: {} for role in set(DETECTOR_ROLES.values())}
+        for name, spec in settings.detectors.items():
+            if spec.enabled:
+                role = DETECTOR_ROLES.get(spec.kind, "series")
+                self._prototypes[role][name] = build(spec.kind, spec.params)
+        self._series: dict[str, _SeriesState] = {}
+        self._passthrough: dict[str, _SeriesState] = {}
+        self._chapter_detectors: dict[tuple[str, str], Detector] = {}
+        self._global_detectors = {
+            n: d.clone() for n, d in self._prototypes["declaration"].items()
+            if settings.detectors[n].kind != "unit_value"
+        }
+        self._last_alert: dict[tuple[str, str], float] = {}
+        self.last_arrival = clock()
+
+    # -- per declaration -------------------------------------------------------------
+
+    def process(self, d: TradeDeclaration) -> tuple[bool, list[TradeAlert]]:
+        """Window one declaration and run the per-declaration detectors.
+
+        Returns ``(accepted, alerts)``; ``accepted`` is False for a late event,
+        which the caller dead-letters.
+        """
+        self.last_arrival = self.clock()
+        ts = d.declared_ts
+        keys = series_keys(d, self.settings.windows.levels)
+        if not self.windows.add(ts, keys, d.statistical_value_eur, d.net_mass_kg, d.declaration_id):
+            return False, []
+        alerts = self._declaration_alerts(d, ts)
+        closed = self.windows.advance()
+        if closed:
+            alerts.extend(self._close(closed))
+        return True, alerts
+
+    def _declaration_alerts(self, d: TradeDeclaration, ts: float) -> list[TradeAlert]:
+        if not self._prototypes["declaration"]:
+            return []
+        tier = chpl_tier(d.hs_code) or ""
+        alerts = []
+        for name, proto in self._prototypes["declaration"].items():
+            kind = self.settings.detectors[name].kind
+            if kind == "unit_value":
+                detector = self._chapter_detectors.get((name, d.hs_code[:2]))
+                if detector is None:
+                    detector = self._chapter_detectors[(name, d.hs_code[:2])] = proto.clone()
+                x: dict[str, Any] = {"value_eur": d.statistical_value_eur,
+                                     "net_mass_kg": d.net_mass_kg, "hs6": d.hs_code[:6]}
+                unit = "EUR/kg"
+            else:
+                detector = self._global_detectors[name]
+                x = {"exporter_id": d.exporter_id, "consignee_id": d.consignee_id,
+                     "route": f"{d.exporter_country}>{d.destination_country}",
+                     "chpl_tier": tier, "value_eur": d.statistical_value_eur}
+                unit = "EUR"
+            key = f"hs6:{d.exporter_country}>{d.destination_country}:{d.hs_code[:6]}"
+            alert = self._score_and_learn(
+                name, detector, x, _series_meta(key), ts, unit,
+                count=1, ids=[d.declaration_id], id_key=f"decl:{d.declaration_id}",
+                window_start=self.windows.window_start(ts),
+            )
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    # -- per closed window -----------------------------------------------------------
+
+    def tick(self) -> list[TradeAlert]:
+        """Idle close: call periodically; closes open windows after the idle timeout."""
+        return self._close(self.windows.close_idle())
+
+    def flush(self) -> list[TradeAlert]:
+        """Close every open window (end of a replay)."""
+        return self._close(self.windows.flush())
+
+    def _close(self, closed: list[ClosedWindow]) -> list[TradeAlert]:
+        alerts: list[TradeAlert] = []
+        for window in closed:
+            if window.is_empty:
+                if self.metrics:
+                    self.metrics.data_gap_windows.inc()
+                continue
+            alerts.extend(self._close_series(window))
+            alerts.extend(self._close_passthrough(window))
+            self._evict(window.start)
+        if closed and self.metrics:
+            self._report_state()
+        return alerts
+
+    def _close_series(self, window: ClosedWindow) -> list[TradeAlert]:
+        protos = self._prototypes["series"]
+        for key in window.aggregates:
+            if key not in self._series:
+                self._series[key] = _SeriesState(
+                    _series_meta(key), {n: p.clone() for n, p in protos.items()}, window.start)
+        alerts = []
+        empty = SeriesAggregate()
+        for key, state in self._series.items():
+            agg = window.aggregates.get(key, empty)
+            if agg.count:
+                state.last_window = window.start
+            x = {"value": agg.value_eur, "t": window.start}
+            for name, detector in state.detectors.items():
+                alert = self._score_and_learn(
+                    name, detector, x, state.meta, window.start, "EUR",
+                    count=agg.count, ids=agg.top_declarations(),
+                )
+                if alert is not None:
+                    alerts.append(alert)
+        if self.metrics:
+            for level in self.settings.windows.levels:
+                self.metrics.windows_closed.labels(level=level).inc()
+        return alerts
+
+    def _close_passthrough(self, window: ClosedWindow) -> list[TradeAlert]:
+        protos = self._prototypes["passthrough"]
+        if not protos:
+            return []
+        flows: dict[str, list[float]] = {}
+        for key, agg in window.aggregates.items():
+            if not key.startswith("hs6:"):
+                continue
+            _, route, hs6 = key.split(":")
+            origin, destination = route.split(">")
+            if destination in TRANSIT_COUNTRIES:
+                flows.setdefault(f"passthrough:{destination}>RU:{hs6}", [0.0, 0.0])[0] += agg.value_eur
+            if origin in TRANSIT_COUNTRIES and destination in SANCTIONED_DESTINATIONS:
+                flows.setdefault(f"passthrough:{origin}>RU:{hs6}", [0.0, 0.0])[1] += agg.value_eur
+        for key in flows:
+            if key not in self._passthrough:
+                self._passthrough[key] = _SeriesState(
+                    _series_meta(key), {n: p.clone() for n, p in protos.items()}, window.start)
+        alerts = []
+        for key, state in self._passthrough.items():
+            inflow, outflow = flows.get(key, (0.0, 0.0))
+            if inflow or outflow:
+                state.last_window = window.start
+            x = {"inflow": inflow, "outflow": outflow, "t": window.start}
+            for name, detector in state.detectors.items():
+                alert = self._score_and_learn(name, detector, x, state.meta, window.start,
+                                              "EUR", count=0, ids=[])
+                if alert is not None:
+                    alerts.append(alert)
+        if self.metrics:
+            self.metrics.windows_closed.labels(level="passthrough").inc()
+        return alerts
+
+    def _score_and_learn(
+        self, name: str, detector: Detector, x: dict[str, Any], meta: AlertSeries,
+        window_start: float, unit: str, *, count: int, ids: list[str], id_key: str | None = None,
+    ) -> TradeAlert | None:
+        started = time.perf_counter()
+        score = detector.score_one(x)
+        threshold = self.settings.threshold_for(name, meta.key)
+        explanation = detector.explain_one(x) if threshold is not None and score >= threshold else None
+        detector.learn_one(x)
+        if self.metrics:
+            self.metrics.detector_processing.labels(detector=name).observe(time.perf_counter() - started)
+        if explanation is None or threshold is None:
+            return None
+        return self._maybe_alert(name, meta, window_start, explanation, threshold, unit, count, ids, id_key)
+
+    def _maybe_alert(self, name, meta, window_start, explanation, threshold, unit, count, ids, id_key):  # type: ignore[no-untyped-def]
+        size = self.settings.windows.size_seconds
+        cooldown_key = (name, id_key or meta.key)
+        last = self._last_alert.get(cooldown_key)
+        if id_key is None and last is not None and window_start - last <= self.settings.alerts.cooldown_windows * size:
+            if self.metrics:
+                self.metrics.alerts_suppressed.labels(detector=name, reason="cooldown").inc()
+            return None
+        severity = severity_of(explanation.score, meta.chpl_tier if meta.chpl_tier != "none" else "")
+        if _SEVERITY_RANK[severity] < _SEVERITY_RANK[self.settings.alerts.min_severity]:
+            if self.metrics:
+                self.metrics.alerts_suppressed.labels(detector=name, reason="below_min_severity").inc()
+            return None
+        self._last_alert[cooldown_key] = window_start
+        return make_alert(
+            detector=name, series=meta, window_start=window_start, window_end=window_start + size,
+            explanation=explanation, threshold=threshold, severity=severity, unit=unit,
+            declaration_count=count, declaration_ids=ids, emitted_at=self.clock(), id_key=id_key,
+        )
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    def _evict(self, window_start: float) -> None:
+        horizon = window_start - self.settings.windows.idle_series_windows * self.settings.windows.size_seconds
+        for table in (self._series, self._passthrough):
+            stale = [k for k, s in table.items() if s.last_window < horizon]
+            for k in stale:
+                del table[k]
+
+    def _report_state(self) -> None:
+        assert self.metrics is not None
+        counts: dict[str, int] = {}
+        for key in self._series:
+            level = key.split(":", 1)[0]
+            counts[level] = counts.get(level, 0) + 1
+        for level in self.settings.windows.levels:
+            self.metrics.active_series.labels(level=level).set(counts.get(level, 0))
+        self.metrics.active_series.labels(level="passthrough").set(len(self._passthrough))
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series) + len(self._passthrough)
+
+    def state_bytes_by_detector(self, sample: int = 50) -> dict[str, float]:
+        """Estimated total state bytes per detector, from a sample of series (pickling is slow)."""
+        totals: dict[str, float] = {}
+        for table in (self._series, self._passthrough):
+            states = list(table.values())
+            if not states:
+                continue
+            picked = states[:: max(1, len(states) // sample)]
+            for name in picked[0].detectors:
+                mean = sum(s.detectors[name].state_bytes() for s in picked) / len(picked)
+                totals[name] = totals.get(name, 0.0) + mean * len(states)
+        for (name, _), detector in self._chapter_detectors.items():
+            totals[name] = totals.get(name, 0.0) + detector.state_bytes()
+        for name, detector in self._global_detectors.items():
+            totals[name] = totals.get(name, 0.0) + detector.state_bytes()
+        return totals

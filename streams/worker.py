@@ -1,0 +1,171 @@
+"""What the worker does with each record, free of faust so it is tested without a broker.
+
+:class:`RecordHandler` turns one consumed record into outgoing messages: alerts
+for ``trade.alerts`` and, for anything it cannot use, a dead letter for
+``trade.declarations.dlq``. It never raises on input: an unexpected exception
+while processing a record dead-letters that record with reason ``invalid_field``
+and the exception text, and the worker carries on (faust agents that raise die
+silently, faust-streaming/faust#175).
+
+A dead letter keeps the **original bytes** as its value and its key, so it can be
+replayed as-is once fixed; the headers say why and where it came from:
+
+========================  ===============================================
+``tw-reason``             one of :data:`streams.validate.REJECT_REASONS`
+``tw-detail``             human-readable detail, with the JSON path
+``tw-source-topic``       topic the record was read from
+``tw-source-partition``   its partition
+``tw-source-offset``      its offset
+``tw-dead-lettered-at``   ISO 8601 UTC time it was dead-lettered
+========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from streams.alerts import utc
+from streams.config import Settings
+from streams.events import TradeAlert, encode
+from streams.metrics import PipelineMetrics
+from streams.pipeline import PartitionPipeline
+from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
+
+__all__ = ["Outgoing", "RecordHandler", "dead_letter_headers"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish: an alert or a dead letter."""
+
+    kind: str  # "alert" | "dead_letter"
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    alert: TradeAlert | None = None
+    arrival: float = 0.0
+
+
+def dead_letter_headers(
+    reason: str, detail: str, topic: str, partition: int, offset: int, now: float
+) -> list[tuple[str, bytes]]:
+    return [
+        ("tw-reason", reason.encode()),
+        ("tw-detail", detail[:1000].encode("utf-8", "replace")),
+        ("tw-source-topic", topic.encode()),
+        ("tw-source-partition", str(partition).encode()),
+        ("tw-source-offset", str(offset).encode()),
+        ("tw-dead-lettered-at", utc(now).isoformat().encode()),
+    ]
+
+
+class RecordHandler:
+    """Validate -> window -> detect -> alert, per partition, with metrics beside."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PipelineMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.limits = ValidationLimits(settings.validation.max_message_bytes,
+                                       settings.validation.max_future_seconds)
+        self.pipelines: dict[int, PartitionPipeline] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+        self._last_state_sample = 0.0
+
+    def pipeline(self, partition: int) -> PartitionPipeline:
+        pipeline = self.pipelines.get(partition)
+        if pipeline is None:
+            pipeline = self.pipelines[partition] = PartitionPipeline(
+                self.settings, self.metrics, clock=self.clock)
+        return pipeline
+
+    def handle(
+        self, raw: bytes | None, *, key: bytes | None, topic: str, partition: int,
+        offset: int, timestamp: float | None = None,
+    ) -> list[Outgoing]:
+        started = time.perf_counter()
+        now = self.clock()
+        m = self.metrics
+        m.declarations_consumed.inc()
+        self._positions[(topic, partition)] = offset + 1
+        raw = raw or b""
+        try:
+            declaration = validate_declaration(raw, now_ts=now, limits=self.limits)
+            accepted, alerts = self.pipeline(partition).process(declaration)
+        except RejectedDeclaration as err:
+            return [self._dead_letter(raw, key, err.reason, err.detail, topic, partition, offset, now)]
+        except Exception as err:  # noqa: BLE001 - never crash on input; dead-letter it
+            log.exception("unexpected error on %s[%d]@%d", topic, partition, offset)
+            detail = f"{type(err).__name__}: {err}"
+            return [self._dead_letter(raw, key, "invalid_field", detail, topic, partition, offset, now)]
+        if not accepted:
+            m.late_declarations.inc()
+            return [self._dead_letter(raw, key, "late_event", "its event-time window had closed",
+                                      topic, partition, offset, now)]
+        m.last_event_timestamp.set(declaration.declared_ts)
+        m.last_processed_timestamp.set(now)
+        m.record_processing.observe(time.perf_counter() - started)
+        return self._alerts_out(alerts, now)
+
+    def tick(self) -> list[Outgoing]:
+        """Idle-close windows on every partition; sample state sizes now and then."""
+        now = self.clock()
+        out: list[Outgoing] = []
+        for pipeline in self.pipelines.values():
+            out.extend(self._alerts_out(pipeline.tick(), pipeline.last_arrival))
+        if self.pipelines:
+            self.metrics.watermark_timestamp.set(
+                max(p.windows.watermark for p in self.pipelines.values()))
+        if now - self._last_state_sample > 30:
+            self._last_state_sample = now
+            self.sample_state_bytes()
+        return out
+
+    def sample_state_bytes(self) -> None:
+        totals: dict[str, float] = {}
+        for pipeline in self.pipelines.values():
+            for name, size in pipeline.state_bytes_by_detector().items():
+                totals[name] = totals.get(name, 0.0) + size
+        for name, size in totals.items():
+            self.metrics.detector_state_bytes.labels(detector=name).set(size)
+
+    def record_highwater(self, topic: str, partition: int, highwater: int) -> None:
+        position = self._positions.get((topic, partition), 0)
+        self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
+            max(0, highwater - position))
+
+    def after_publish(self, out: list[Outgoing], now: float) -> None:
+        """Count what was published and how long after its triggering record arrived."""
+        m = self.metrics
+        for item in out:
+            if item.alert is None:
+                continue
+            a = item.alert
+            m.alerts_published.labels(
+                detector=a.detector, severity=a.severity,
+                transit_country=a.series.transit_country, chpl_tier=a.series.chpl_tier).inc()
+            m.event_to_alert_latency.observe(max(0.0, now - item.arrival))
+            m.board.record(series=a.series.key, detector=a.detector, severity=a.severity,
+                           transit_country=a.series.transit_country,
+                           chpl_tier=a.series.chpl_tier, score=a.score, at=now)
+
+    def _alerts_out(self, alerts: list[TradeAlert], arrival: float) -> list[Outgoing]:
+        return [Outgoing("alert", a.series.key.encode(), encode(a), [("tw-schema", b"trade_alert.v1")],
+                         alert=a, arrival=arrival) for a in alerts]
+
+    def _dead_letter(self, raw: bytes, key: bytes | None, reason: str, detail: str, topic: str,
+                     partition: int, offset: int, now: float) -> Outgoing:
+        self.metrics.declarations_rejected.labels(reason=reason).inc()
+        log.warning("dead-letter %s[%d]@%d: %s: %s", topic, partition, offset, reason, detail)
+        return Outgoing("dead_letter", key, raw,
+                        dead_letter_headers(reason, detail, topic, partition, offset, now))
