@@ -1,0 +1,262 @@
+"""One score scale for every detector: z-equivalents, tail calibration and severity.
+
+Each detector reduces its evidence to a *z-equivalent*: a number on the scale of a
+one-sided standard-normal deviate, chosen so that the detector's own natural alarm
+line sits at ``z = 3``. :func:`z_to_score` then maps it to ``[0, 1]`` with a fixed
+logistic, so a threshold means the same thing for every detector:
+
+======  ======  ==========================================================
+z       score   reading
+======  ======  ==========================================================
+0       0.0025  ordinary
+1       0.018
+2       0.119   a two-sigma wobble: still low
+3       0.5     **alarm line**: a 1-in-741 upper tail for Gaussian noise
+4       0.881
+5       0.982
+6       0.9975
+======  ======  ==========================================================
+
+Detectors whose raw score has no natural z (for instance HalfSpaceTrees' mass) pass
+it through :class:`OnlineTailCalibrator`, which turns it into an upper-tail
+probability against recent raw scores, then into a z with the normal quantile, so an
+observation in the top 0.135 % of recent ones also scores 0.5.
+
+:func:`severity` turns a score and the goods' CHPL tier into an analyst label.
+:func:`update_robust_level` is the robust running centre/scale every detector here
+uses for its baselines (a few floats of state).
+
+>>> round(z_to_score(3.0), 3)
+0.5
+>>> round(score_to_z(z_to_score(4.2)), 6)
+4.2
+>>> severity(0.7, "1"), severity(0.7, "4B"), severity(0.7, None)
+('high', 'medium', 'low')
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import math
+from statistics import NormalDist
+from typing import Literal
+
+__all__ = [
+    "SIGMA_PER_MEAN_ABS_DEV",
+    "SEVERITY_LEVELS",
+    "Z_ALARM",
+    "OnlineTailCalibrator",
+    "robust_sigma",
+    "score_to_z",
+    "severity",
+    "tail_probability_to_score",
+    "update_robust_level",
+    "z_to_score",
+]
+
+#: The z-equivalent that maps to score 0.5: each detector's alarm line.
+Z_ALARM = 3.0
+#: Logistic slope per unit of z: 2 puts z=2 at 0.12 and z=4 at 0.88, so the step
+#: from "ordinary" to "anomalous" happens within about one sigma of the alarm line.
+_SLOPE = 2.0
+#: z is clipped to this range before exp() so extreme inputs cannot overflow.
+_Z_CLIP = 50.0
+#: For Gaussian noise E|r| = sigma * sqrt(2/pi), so sigma = 1.2533 * mean |r|.
+SIGMA_PER_MEAN_ABS_DEV = math.sqrt(math.pi / 2.0)
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITY_LEVELS: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+#: Lower score bound of each level above "low" (score < 0.5 is always "low").
+_SEVERITY_BANDS: tuple[tuple[float, Severity], ...] = (
+    (0.95, "critical"),
+    (0.8, "high"),
+    (0.5, "medium"),
+)
+#: Tiers whose goods have the strongest official weight (BIS / E5 "highest priority").
+_BUMPED_TIERS = frozenset({"1", "2"})
+_CHPL_TIERS = frozenset({"1", "2", "3A", "3B", "4A", "4B"})
+#: A non-CHPL observation needs at least this score to reach "medium".
+_NON_CHPL_EXTREME = 0.99
+
+_NORMAL = NormalDist()
+
+
+def z_to_score(z: float) -> float:
+    """Map a z-equivalent to ``[0, 1]``: ``1 / (1 + exp(-2 (z - 3)))``.
+
+    Monotone and continuous; ``z = 3`` gives 0.5 (see the module table). NaN means
+    "no evidence" and gives 0.
+
+    >>> [round(z_to_score(z), 3) for z in (0, 2, 3, 4, 6)]
+    [0.002, 0.119, 0.5, 0.881, 0.998]
+    """
+    if z != z:  # NaN
+        return 0.0
+    z = min(max(z, -_Z_CLIP), _Z_CLIP)
+    return 1.0 / (1.0 + math.exp(-_SLOPE * (z - Z_ALARM)))
+
+
+def score_to_z(score: float) -> float:
+    """Inverse of :func:`z_to_score`, for turning a score threshold back into a z.
+
+    >>> score_to_z(0.5)
+    3.0
+    """
+    score = min(max(score, 1e-300), 1.0 - 1e-16)
+    return Z_ALARM + math.log(score / (1.0 - score)) / _SLOPE
+
+
+def tail_probability_to_score(p: float) -> float:
+    """Score an upper-tail probability ``p`` through its one-sided normal z.
+
+    >>> round(tail_probability_to_score(0.00135), 2)
+    0.5
+    >>> tail_probability_to_score(1.0) < 0.01
+    True
+    """
+    p = min(max(p, 1e-300), 1.0 - 1e-12)
+    return z_to_score(_NORMAL.inv_cdf(1.0 - p) if p > 1e-15 else -_NORMAL.inv_cdf(p))
+
+
+def severity(score: float, chpl_tier: str | None) -> Severity:
+    """Analyst label for a calibrated score and the goods' CHPL tier.
+
+    The rule, in order:
+
+    1. Score bands: below 0.5 "low", then "medium" from 0.5, "high" from 0.8,
+       "critical" from 0.95.
+    2. Tier "1" or "2" goods (the nine highest-priority HS codes): one level up,
+       but only for scores at or above the alarm line 0.5, and never above
+       "critical".
+    3. Non-CHPL goods (``chpl_tier`` is ``None`` or ``""``): "low", unless the
+       score is extreme (>= 0.99), which gives "medium".
+
+    Tiers 3A to 4B use the bands unchanged. An unknown tier raises ``ValueError``.
+
+    >>> severity(0.3, "1"), severity(0.85, "3A"), severity(0.96, "2"), severity(0.995, "")
+    ('low', 'high', 'critical', 'medium')
+    """
+    if chpl_tier is None or chpl_tier == "":
+        return "medium" if score >= _NON_CHPL_EXTREME else "low"
+    if chpl_tier not in _CHPL_TIERS:
+        raise ValueError(
+            f"unknown CHPL tier {chpl_tier!r}; valid tiers are {sorted(_CHPL_TIERS)} "
+            "or None/'' for goods not on the list"
+        )
+    level = 0
+    for bound, name in _SEVERITY_BANDS:
+        if score >= bound:
+            level = SEVERITY_LEVELS.index(name)
+            break
+    if level > 0 and chpl_tier in _BUMPED_TIERS:
+        level = min(level + 1, len(SEVERITY_LEVELS) - 1)
+    return SEVERITY_LEVELS[level]
+
+
+def robust_sigma(mean_abs_dev: float, min_scale: float) -> float:
+    """Standard-deviation estimate from a mean absolute deviation, floored at ``min_scale``."""
+    return max(SIGMA_PER_MEAN_ABS_DEV * mean_abs_dev, min_scale)
+
+
+def update_robust_level(
+    n: float,
+    centre: float,
+    mean_abs_dev: float,
+    y: float,
+    alpha: float,
+    clip: float,
+    min_scale: float,
+) -> tuple[float, float, float]:
+    """One step of a robust exponentially weighted centre and scale.
+
+    The residual ``y - centre`` is clipped to ``clip`` sigmas (a Huber-type
+    M-estimate, so one wild value moves the baseline by at most
+    ``alpha * clip * sigma``) before it updates the centre and the mean absolute
+    deviation. The weight is ``max(alpha, 1/n)``: a plain running mean for the
+    first ``1/alpha`` observations, then an exponential forget. For symmetric noise
+    the centre tracks the median. Returns the new ``(n, centre, mean_abs_dev)``.
+
+    >>> state = (0.0, 0.0, 0.0)
+    >>> for y in (10.0, 10.2, 9.8, 10.1, 9.9, 50.0):
+    ...     state = update_robust_level(*state, y, alpha=0.1, clip=3.0, min_scale=0.1)
+    >>> round(state[1], 2)   # the 50 moved the centre by about one clipped step only
+    10.09
+    """
+    n += 1.0
+    if n <= 1.0:
+        return n, y, 0.0
+    weight = max(alpha, 1.0 / n)
+    limit = clip * robust_sigma(mean_abs_dev, min_scale)
+    r = min(max(y - centre, -limit), limit)
+    centre += weight * r
+    mean_abs_dev += weight * (abs(r) - mean_abs_dev)
+    return n, centre, mean_abs_dev
+
+
+class OnlineTailCalibrator:
+    """Upper-tail calibration of raw scores against the last ``window`` of them.
+
+    Keeps the last ``window`` raw scores (a ring plus a sorted copy: bounded memory,
+    ``O(window)`` memmove per update, about a microsecond for 1000). Inside the body
+    of the distribution the tail probability is the empirical one,
+    ``(#{past >= raw} + 1) / (n + 1)``. Above the top ``tail_fraction`` it is
+    extrapolated with an exponential tail fitted to the mean excess of those top
+    values (peaks over threshold), so scores keep rising past the largest value
+    seen instead of saturating at ``1 / (n + 1)``. The probability then goes
+    through :func:`tail_probability_to_score`, the shared scale.
+
+    Before ``min_samples`` raw scores it returns 0 (no reference yet).
+
+    >>> import random
+    >>> rng = random.Random(7)
+    >>> cal = OnlineTailCalibrator(window=500)
+    >>> for _ in range(500):
+    ...     cal.update(rng.random())
+    >>> cal.score(0.5) < 0.01, cal.score(1.2) > 0.9
+    (True, True)
+    """
+
+    def __init__(self, window: int = 1000, tail_fraction: float = 0.05, min_samples: int = 50):
+        if window < 2:
+            raise ValueError(f"window must be >= 2, got {window}")
+        if not 0.0 < tail_fraction < 1.0:
+            raise ValueError(f"tail_fraction must be in (0, 1), got {tail_fraction}")
+        self.window = window
+        self.tail_fraction = tail_fraction
+        self.min_samples = min_samples
+        self._ring: collections.deque[float] = collections.deque()
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def update(self, raw: float) -> None:
+        """Add one raw score (drops the oldest when the window is full)."""
+        if raw != raw:
+            return
+        if len(self._ring) >= self.window:
+            old = self._ring.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._ring.append(raw)
+        bisect.insort(self._sorted, raw)
+
+    def tail_probability(self, raw: float) -> float:
+        """Estimated ``P(next raw score >= raw)``; 1.0 before ``min_samples``."""
+        values = self._sorted
+        n = len(values)
+        if n < self.min_samples or raw != raw:
+            return 1.0
+        k = max(5, int(self.tail_fraction * n))
+        threshold = values[n - k]
+        if raw <= threshold:
+            return (n - bisect.bisect_left(values, raw) + 1) / (n + 1)
+        mean_excess = sum(values[n - k :]) / k - threshold
+        mean_excess = max(mean_excess, 1e-9 * (1.0 + abs(threshold)))
+        return (k / (n + 1)) * math.exp(-(raw - threshold) / mean_excess)
+
+    def score(self, raw: float) -> float:
+        """Calibrated ``[0, 1]`` score of ``raw``; 0 before ``min_samples``."""
+        if len(self._sorted) < self.min_samples:
+            return 0.0
+        return tail_probability_to_score(self.tail_probability(raw))
