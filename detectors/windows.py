@@ -116,7 +116,8 @@ class TumblingWindows:
         self.clock = clock
         self.watermark = -math.inf
         self._open: dict[float, dict[str, SeriesAggregate]] = {}
-        self._next_to_close: float | None = None
+        #: Every window starting before this has closed; -inf until the first close.
+        self._closed_before = -math.inf
         self._last_arrival = clock()
 
     def window_start(self, ts: float) -> float:
@@ -124,7 +125,7 @@ class TumblingWindows:
 
     def is_late(self, ts: float) -> bool:
         """True when the window ``ts`` falls in has already closed."""
-        return self._next_to_close is not None and self.window_start(ts) < self._next_to_close
+        return self.window_start(ts) < self._closed_before
 
     def add(
         self, ts: float, keys: Iterable[str], value: float, mass: float, declaration_id: str
@@ -132,10 +133,8 @@ class TumblingWindows:
         """Add one event to the window of ``ts`` for every key; False if it is late."""
         self._last_arrival = self.clock()
         start = self.window_start(ts)
-        if self._next_to_close is not None and start < self._next_to_close:
+        if start < self._closed_before:
             return False
-        if self._next_to_close is None:
-            self._next_to_close = start
         window = self._open.get(start)
         if window is None:
             window = self._open[start] = {}
@@ -167,9 +166,9 @@ class TumblingWindows:
         return self._close_until(last_start + self.size)
 
     def _close_until(self, horizon: float) -> list[ClosedWindow]:
-        start = self._next_to_close
-        if start is None or horizon == -math.inf:
+        if horizon == -math.inf or (not self._open and self._closed_before == -math.inf):
             return []
+        start = self._closed_before if self._closed_before > -math.inf else min(self._open)
         last = self.window_start(horizon - self.size)  # newest window with end <= horizon
         closed: list[ClosedWindow] = []
         empties = 0
@@ -185,7 +184,7 @@ class TumblingWindows:
                 start = min((s for s in self._open if s > start), default=last + self.size)
                 continue
             start += self.size
-        self._next_to_close = start
+        self._closed_before = max(self._closed_before, start)
         return closed
 
     @property
