@@ -80,6 +80,7 @@ _CHPL_TIERS = frozenset({"1", "2", "3A", "3B", "4A", "4B"})
 _NON_CHPL_EXTREME = 0.99
 
 _NORMAL = NormalDist()
+_exp = math.exp
 
 
 def z_to_score(z: float) -> float:
@@ -91,10 +92,14 @@ def z_to_score(z: float) -> float:
     >>> [round(z_to_score(z), 3) for z in (0, 2, 3, 4, 6)]
     [0.002, 0.119, 0.5, 0.881, 0.998]
     """
-    if z != z:  # NaN
+    # Written without min()/max() calls: this runs once per declaration.
+    if z > _Z_CLIP:
+        z = _Z_CLIP
+    elif z < -_Z_CLIP:
+        z = -_Z_CLIP
+    elif z != z:  # NaN
         return 0.0
-    z = min(max(z, -_Z_CLIP), _Z_CLIP)
-    return 1.0 / (1.0 + math.exp(-_SLOPE * (z - Z_ALARM)))
+    return 1.0 / (1.0 + _exp(_SLOPE * (Z_ALARM - z)))
 
 
 def score_to_z(score: float) -> float:
