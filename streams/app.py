@@ -12,6 +12,7 @@ in the handler costs microseconds, where faust's validated Records cost ~75 us.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -48,6 +49,7 @@ def create_app(
         from streams import __version__
 
         metrics.set_build_info(__version__, settings.config_version)
+    Path(settings.worker.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.kafka.consumer_group,
         broker=_broker_url(settings.kafka.bootstrap_servers),

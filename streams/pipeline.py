@@ -171,9 +171,8 @@ class PartitionPipeline:
                 unit = "EUR"
             key = f"hs6:{d.exporter_country}>{d.destination_country}:{d.hs_code[:6]}"
             alert = self._score_and_learn(
-                name, detector, x, _series_meta(key), ts, unit,
+                name, detector, x, _series_meta(key), self.windows.window_start(ts), unit,
                 count=1, ids=[d.declaration_id], id_key=f"decl:{d.declaration_id}",
-                window_start=self.windows.window_start(ts),
             )
             if alert is not None:
                 alerts.append(alert)
