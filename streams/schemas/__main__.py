@@ -1,0 +1,3 @@
+from streams.schemas import main
+
+main()
