@@ -182,10 +182,15 @@ class UnitValueDetector(Detector):
         }
 
     def _hst_score(self, x: dict[str, Any], lu: float | None, z: float) -> float:
-        if self._hst is None or lu is None or self._hst_calibrator is None:
+        calibrator = self._hst_calibrator
+        if self._hst is None or lu is None or calibrator is None:
+            return 0.0
+        if len(calibrator) < calibrator.min_samples:
+            # Also keeps score_one pure: river's MinMaxScaler adds an entry to its
+            # defaultdicts for every feature it transforms before having learned it.
             return 0.0
         raw = self._hst.score_one(self._hst_features(x, lu, z))
-        return self._hst_calibrator.score(raw)
+        return calibrator.score(raw)
 
     # -- contract ---------------------------------------------------------------------
 
