@@ -72,7 +72,9 @@ def make_alert(
         f"observed {_short(x.observed)} {unit} vs expected {_short(x.expected)} "
         f"(range {_short(x.expected_low)}-{_short(x.expected_high)}), score {x.score:.2f}"
     )
-    details = {k: v for k, v in x.details.items() if isinstance(v, int | float | str)}
+    # the published schema allows numbers and strings only: flags travel as 0/1
+    details = {k: int(v) if isinstance(v, bool) else v
+               for k, v in x.details.items() if isinstance(v, int | float | str)}
     return TradeAlert(
         alert_id=alert_id(detector, id_key or series.key, window_start),
         detector=detector,

@@ -84,14 +84,15 @@ class RunningWorker:
             return response.read().decode()
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """One sample's value from /metrics (0.0 when absent)."""
+        """Sum of the samples named ``name`` whose labels include ``labels`` (0.0 if none)."""
         from prometheus_client.parser import text_string_to_metric_families
 
+        total = 0.0
         for family in text_string_to_metric_families(self.metrics_text()):
             for s in family.samples:
                 if s.name == name and all(s.labels.get(k) == v for k, v in (labels or {}).items()):
-                    return float(s.value)
-        return 0.0
+                    total += float(s.value)
+        return total
 
     def log_tail(self, n: int = 60) -> str:
         lines = self.log_path.read_text(errors="replace").splitlines()

@@ -115,7 +115,8 @@ class RecordHandler:
         m.last_event_timestamp.set(declaration.declared_ts)
         m.last_processed_timestamp.set(now)
         m.record_processing.observe(time.perf_counter() - started)
-        return self._alerts_out(alerts, now)
+        # latency is measured from the producer's timestamp of the record that closed the window
+        return self._alerts_out(alerts, timestamp or now) if alerts else []
 
     def tick(self) -> list[Outgoing]:
         """Idle-close windows on every partition; sample state sizes now and then."""

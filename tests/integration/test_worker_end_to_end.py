@@ -92,3 +92,23 @@ def test_metrics_count_every_record_and_each_rejection(worker_run) -> None:  # t
     assert m["consumed"] == worker_run["total"]
     assert all(v == 1.0 for v in m["rejected"].values()), m["rejected"]
     assert m["alerts"] >= 1
+
+
+def test_offline_partitioning_matches_the_brokers(kafka_bootstrap: str, unique_topic_prefix: str) -> None:
+    """The offline runner must route a record to the partition Kafka gives it, or the
+    per-partition watermarks (and so the alerts) of the two modes would differ."""
+    from kafka import KafkaProducer
+
+    from streams.offline import partition_for, record_key
+    from streams.topics import TopicSpec, ensure_topics
+
+    topic = f"{unique_topic_prefix}partitioning"
+    ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=4, retention_ms=600_000)])
+    records, _ = spike_stream(days=3)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    try:
+        for raw in records[:20]:
+            meta = producer.send(topic, key=record_key(raw), value=raw).get(timeout=30)
+            assert meta.partition == partition_for(record_key(raw), 4)
+    finally:
+        producer.close()

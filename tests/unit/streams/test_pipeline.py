@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
 from streams.events import TradeAlert
 from streams.metrics import PipelineMetrics
-from streams.offline import partition_for, record_key, run_offline
+from streams.offline import record_key, run_offline
 from tests.factories import spike_stream
 
 
@@ -57,11 +57,7 @@ def test_metrics_count_consumed_windows_and_alerts() -> None:
     assert result.accepted == len(records)
 
 
-def test_records_are_partitioned_like_kafka_by_hs6_key() -> None:
+def test_records_are_keyed_by_their_hs6_code() -> None:
     records, _ = spike_stream(days=2)
     assert record_key(records[0]) == b"854231"
-    # kafka-python's DefaultPartitioner: murmur2(key) & 0x7fffffff % n
-    from kafka.partitioner.default import DefaultPartitioner
-
-    parts = list(range(4))
-    assert partition_for(b"854231", 4) == DefaultPartitioner()(b"854231", parts, parts)
+    assert record_key(b"not json") == b""

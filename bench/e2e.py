@@ -1,0 +1,166 @@
+"""End-to-end benchmark: the worker through the real broker, against bare consume loops.
+
+One run, one topic, the same records:
+
+1. produce N declarations (keyed by HS6, like ``tradewatch produce``) to a fresh topic;
+2. read them all with a bare aiokafka consumer (the client faust is built on: our
+   ceiling) and with a bare kafka-python consumer;
+3. start a real worker process on that topic and time how long it takes to
+   process all N (first record to last, read from its /metrics, so worker start-up
+   and group join are excluded, as they are for the bare consumers);
+4. latency: a second worker on fresh topics is fed a paced stream (``--rate``/s) in
+   which daily windows close every few hundred records and a spike fires; the
+   event-to-alert latency (producer timestamp of the record that closed the window
+   -> alert handed to the producer) is read from the worker's histogram.
+
+Ratios against the ceilings are the figure to quote: the machine is shared and
+absolute rates drift from run to run, but both legs see the same drift.
+
+    python -m bench.e2e --messages 100000 --rate 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.consume_ceiling import consume_aiokafka, consume_kafka_python, produce
+from streams import kafka_local
+from streams.config import DEFAULT_CONFIG_PATH
+from streams.events import TradeDeclaration, encode
+from streams.harness import RunningWorker, private_settings, running_worker
+from streams.offline import record_key
+from streams.produce import produce_records
+from streams.topics import default_topic_specs, ensure_topics
+
+_ORIGINS = ["DE", "IT", "PL", "FR", "NL", "CN", "US", "CZ"]
+_DESTS = ["KZ", "KG", "AM", "GE", "UZ", "AE", "TR", "RU", "BY", "RS"]
+_HS = ["85423190", "85423290", "85176200", "84821010", "90138000", "09011100", "94036010",
+       "87089997", "61091000", "84571010", "85044084", "85414300"]
+
+
+def declarations(n: int, *, seconds_per_record: float, seed: int = 11,
+                 spike_every_days: int = 0) -> Iterator[bytes]:
+    """``n`` valid declarations over ~640 (route, product) series in event-time order."""
+    rng = random.Random(seed)
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    for i in range(n):
+        at = start + dt.timedelta(seconds=i * seconds_per_record)
+        hs = rng.choice(_HS)
+        origin, dest = rng.choice(_ORIGINS), rng.choice(_DESTS)
+        value = math.exp(rng.gauss(9.5, 1.2))
+        day = int(i * seconds_per_record // 86_400)
+        if spike_every_days and day % spike_every_days == spike_every_days - 1 and hs == _HS[0]:
+            origin, dest, value = "DE", "KG", value * 20
+        yield encode(TradeDeclaration(
+            schema_version=1, declaration_id=f"B{i:010d}", declared_at=at,
+            exporter_id=f"{origin}{rng.randrange(500):05d}", exporter_country=origin,
+            consignee_id=f"{dest}{rng.randrange(500):05d}", consignee_country=dest,
+            destination_country=dest, hs_code=hs, net_mass_kg=round(value / 200, 3),
+            statistical_value_eur=round(value, 2), customs_procedure="1000", transport_mode=3,
+        ))
+
+
+def _wait_processed(worker: RunningWorker, expected: int, timeout: float) -> tuple[float, float]:
+    """Poll /metrics until ``expected`` records are processed; return (first_seen, done) times."""
+    deadline = time.perf_counter() + timeout
+    first = None
+    while time.perf_counter() < deadline:
+        consumed = worker.sample("tradewatch_declarations_consumed_total")
+        now = time.perf_counter()
+        if consumed > 0 and first is None:
+            first = now
+        if consumed >= expected:
+            return first or now, now
+        time.sleep(0.1)
+    raise TimeoutError(f"worker processed {consumed}/{expected} in {timeout}s\n{worker.log_tail()}")
+
+
+def _histogram_quantile(worker: RunningWorker, name: str, q: float) -> float:
+    """Prometheus-style histogram_quantile over the worker's cumulative buckets."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(worker.metrics_text()):
+        for s in family.samples:
+            if s.name == f"{name}_bucket":
+                buckets.append((float(s.labels["le"]), s.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return float("nan")
+    rank, prev_le, prev_count = q * total, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_count) / max(count - prev_count, 1e-9)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def run(messages: int, rate: float, latency_messages: int) -> dict[str, object]:
+    bootstrap = kafka_local.start(timeout=120)
+    base = DEFAULT_CONFIG_PATH.read_text()
+    out: dict[str, object] = {"messages": messages}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings, toml = private_settings(bootstrap, base)
+        t = settings.topics
+        ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
+        produced = produce(bootstrap, t.declarations,
+                           declarations(messages, seconds_per_record=20.0), key_of=record_key)
+        aio = consume_aiokafka(bootstrap, t.declarations, produced.messages)
+        kpy = consume_kafka_python(bootstrap, t.declarations, produced.messages)
+        with running_worker(toml, settings, Path(tmp) / "throughput") as worker:
+            first, done = _wait_processed(worker, produced.messages, timeout=900)
+        pipeline_rate = produced.messages / max(done - first, 1e-9)
+        out["throughput"] = {
+            "pipeline_msgs_per_s": round(pipeline_rate),
+            "aiokafka_msgs_per_s": round(aio.msgs_per_s),
+            "kafka_python_msgs_per_s": round(kpy.msgs_per_s),
+            "pipeline_over_aiokafka": round(pipeline_rate / aio.msgs_per_s, 3),
+            "pipeline_over_kafka_python": round(pipeline_rate / kpy.msgs_per_s, 3),
+        }
+
+        settings, toml = private_settings(bootstrap, base)
+        with running_worker(toml, settings, Path(tmp) / "latency") as worker:
+            # 600 records per event-time day: a window closes every 600/rate seconds.
+            records = declarations(latency_messages, seconds_per_record=144.0, spike_every_days=10)
+            produce_records(records, bootstrap=bootstrap, topic=settings.topics.declarations,
+                            rate=rate, progress=False)
+            _wait_processed(worker, latency_messages, timeout=600)
+            time.sleep(2.0)
+            name = "tradewatch_event_to_alert_latency_seconds"
+            out["latency"] = {
+                "rate_per_s": rate,
+                "alerts": worker.sample(f"{name}_count"),
+                "p50_s": round(_histogram_quantile(worker, name, 0.5), 4),
+                "p99_s": round(_histogram_quantile(worker, name, 0.99), 4),
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=2000.0, help="paced rate for the latency leg")
+    parser.add_argument("--latency-messages", type=int, default=20_000)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    result = run(args.messages, args.rate, args.latency_messages)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
