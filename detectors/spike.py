@@ -51,8 +51,13 @@ class SeasonalRobustSpikeDetector(Detector):
     at ``z_floor``: an observation is anomalous when it is more extreme than
     anything this series did lately. The largest ratio ``r`` maps to
     ``score = r**power / (z_mid**power + r**power)``: 0.5 when ``r == z_mid``
-    (twice as extreme as the recent worst, with the defaults), about 0.9 at
-    ``r = 2 z_mid``. ``score_one`` is 0 during the first ``warmup`` points.
+    (1.6 times as extreme as the recent worst, with the defaults), about 0.94
+    at ``r = 2 z_mid``; an observation no worse than the recent worst scores at
+    most 0.13. One outlier raises the recent maximum at most ``history_cap``-fold,
+    so a second jump soon after a huge one still stands out. The change is
+    measured from the previous value as the baseline accepted it (winsorised),
+    so the return from an empty window or a spike is not a new spike.
+    ``score_one`` is 0 during the first ``warmup`` points.
 
     **State** is a few floats plus one small list per seasonal phase: under
     1 KB pickled (:meth:`state_bytes`).
@@ -82,6 +87,8 @@ class SeasonalRobustSpikeDetector(Detector):
         Points learnt before the detector scores at all.
     rel_floor
         Spread floor relative to the mean absolute value (flat series).
+    history_cap
+        Largest factor by which one observation can raise the recent maximum.
 
     Examples
     --------
@@ -122,10 +129,11 @@ class SeasonalRobustSpikeDetector(Detector):
         history_blocks: int = 3,
         block_points: int = 50,
         z_floor: float = 2.0,
-        z_mid: float = 2.0,
-        power: float = 3.0,
+        z_mid: float = 1.6,
+        power: float = 4.0,
         warmup: int = 30,
         rel_floor: float = 1e-3,
+        history_cap: float = 5.0,
     ):
         if transform not in ("none", "log1p"):
             raise ValueError(f"transform must be 'none' or 'log1p', not {transform!r}")
@@ -147,6 +155,7 @@ class SeasonalRobustSpikeDetector(Detector):
         self.power = power
         self.warmup = warmup
         self.rel_floor = rel_floor
+        self.history_cap = history_cap
         # learned state: floats and short lists only
         self._n = 0
         self._t_prev: float | None = None
@@ -253,6 +262,12 @@ class SeasonalRobustSpikeDetector(Detector):
                 blocks.append([0.0] * _N_FEATURES)
                 self._block = blk
             cur = blocks[-1]
+            # one outlier raises "recently" at most history_cap-fold, so a second
+            # jump right after a huge one still stands out
+            hc, h, zf = self.history_cap, self._hist, self.z_floor
+            z0 = min(z0, hc * max(h[0], zf))
+            z1 = min(z1, hc * max(h[1], zf))
+            z2 = min(z2, hc * max(h[2], zf))
             if z0 > cur[0]:
                 cur[0] = z0
             if z1 > cur[1]:
@@ -276,7 +291,7 @@ class SeasonalRobustSpikeDetector(Detector):
         dlim = self.clip * 1.25 * self._dscale if n > 3 else d
         self._dscale += sr * ((d if d < dlim else dlim) - self._dscale)
         self._absmean += sr * (abs(y) - self._absmean)
-        self._prev = y
+        self._prev = expected + ec  # the value as the baseline accepted it (winsorised)
         self._n = n + 1
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:

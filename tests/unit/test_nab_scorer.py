@@ -168,3 +168,26 @@ def test_reproduces_final_results_at_shipped_thresholds(nab, detector):
     if detector == "numenta":
         assert opt["standard"].normalized == pytest.approx(70.10, abs=0.01)
         assert opt["reward_low_FP_rate"].normalized == pytest.approx(63.21, abs=0.01)
+
+
+# -- the runner: streaming, NAB layout ------------------------------------------------
+
+
+def test_runner_streams_without_look_ahead_and_writes_nab_layout(nab, tmp_path):
+    from bench.nab import run
+
+    root, sc = nab
+    data = corpus.load_corpus(root)
+    f = data["realKnownCause/nyc_taxi.csv"]
+    full = run.run_series(run.default_detector(), f.epoch, f.values)
+    cut = 3000
+    prefix = run.run_series(run.default_detector(), f.epoch[:cut], f.values[:cut])
+    assert np.array_equal(full[:cut], prefix)  # the future never changes a past score
+    assert full.min() >= 0.0 and full.max() <= 1.0
+    path = corpus.write_results_file(tmp_path, "tw", f, full)
+    assert path == tmp_path / "tw" / "realKnownCause" / "tw_nyc_taxi.csv"
+    back = corpus.read_results_dir(tmp_path, "tw", [f.key])[f.key]
+    assert np.array_equal(back, full)
+    with path.open() as fh:
+        assert fh.readline().strip() == "timestamp,value,anomaly_score,label"
+        assert fh.readline().startswith("2014-07-01 00:00:00,10844,")
