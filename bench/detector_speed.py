@@ -30,12 +30,18 @@ def _events(step: float, n: int, seed: int = 0) -> list[dict[str, float]]:
         t = i * step
         hour = (t // 3600) % 24
         weekday = int(t // 86400 + 3) % 7
-        season = (0.35 if weekday >= 5 else 1.0) if step >= 86400 else 1 + 0.3 * math.sin(hour / 24 * 2 * math.pi)
+        season = (
+            (0.35 if weekday >= 5 else 1.0)
+            if step >= 86400
+            else 1 + 0.3 * math.sin(hour / 24 * 2 * math.pi)
+        )
         out.append({"value": 1e5 * season * rng.lognormvariate(0, 0.2), "t": t})
     return out
 
 
-def measure(factory=SeasonalRobustSpikeDetector, step: float = 300.0, n: int = 200_000, repeats: int = 3):
+def measure(
+    factory=SeasonalRobustSpikeDetector, step: float = 300.0, n: int = 200_000, repeats: int = 3
+):
     """(events per second, state bytes) for one detector over ``n`` synthetic events."""
     events = _events(step, n)
     best = math.inf

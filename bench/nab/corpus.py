@@ -51,8 +51,8 @@ def find_nab_root(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def parse_timestamp(ts: str) -> dt.datetime:
-    """NAB timestamps (``2014-07-01 00:00:00`` or with ``.000000``), naive UTC."""
-    return dt.datetime.fromisoformat(ts.strip())
+    """NAB timestamps (``2014-07-01 00:00:00`` or with ``.000000``), read as UTC."""
+    return dt.datetime.fromisoformat(ts.strip()).replace(tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,13 +104,14 @@ def load_labels(root: Path | None = None, name: str = "combined_windows.json") -
 
 
 def _epoch(ts: tuple[str, ...]) -> np.ndarray:
-    epoch0 = dt.datetime(1970, 1, 1)
     return np.fromiter(
-        ((parse_timestamp(t) - epoch0).total_seconds() for t in ts), dtype=np.float64, count=len(ts)
+        (parse_timestamp(t).timestamp() for t in ts), dtype=np.float64, count=len(ts)
     )
 
 
-def load_corpus(root: Path | None = None, windows_file: str = "combined_windows.json") -> dict[str, DataFile]:
+def load_corpus(
+    root: Path | None = None, windows_file: str = "combined_windows.json"
+) -> dict[str, DataFile]:
     """All data files with their windows as row indices, keyed ``<category>/<name>.csv``."""
     root = find_nab_root(root)
     windows = load_labels(root, windows_file)
@@ -121,8 +122,8 @@ def load_corpus(root: Path | None = None, windows_file: str = "combined_windows.
         index = {t: i for i, t in enumerate(epoch.tolist())}
         win_idx = []
         for start, end in windows[key]:
-            es = (parse_timestamp(start) - dt.datetime(1970, 1, 1)).total_seconds()
-            ee = (parse_timestamp(end) - dt.datetime(1970, 1, 1)).total_seconds()
+            es = parse_timestamp(start).timestamp()
+            ee = parse_timestamp(end).timestamp()
             if es not in index or ee not in index:
                 raise ValueError(f"{key}: window {start}..{end} is not on data timestamps")
             win_idx.append((index[es], index[ee]))
@@ -139,8 +140,12 @@ def load_profiles(root: Path | None = None) -> tuple[Profile, ...]:
     except FileNotFoundError:
         return PROFILES
     return tuple(
-        Profile(name, tp=c["CostMatrix"]["tpWeight"], fp=c["CostMatrix"]["fpWeight"],
-                fn=c["CostMatrix"]["fnWeight"])
+        Profile(
+            name,
+            tp=c["CostMatrix"]["tpWeight"],
+            fp=c["CostMatrix"]["fpWeight"],
+            fn=c["CostMatrix"]["fnWeight"],
+        )
         for name, c in raw.items()
     )
 
@@ -185,9 +190,7 @@ def read_results_dir(results_dir: Path, detector: str, keys) -> dict[str, np.nda
     return out
 
 
-def write_results_file(
-    out_dir: Path, detector: str, f: DataFile, scores: np.ndarray
-) -> Path:
+def write_results_file(out_dir: Path, detector: str, f: DataFile, scores: np.ndarray) -> Path:
     """Write one file in NAB's results layout: ``timestamp,value,anomaly_score,label``."""
     path = results_path(out_dir, detector, f.key)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,12 @@ def write_results_file(
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["timestamp", "value", "anomaly_score", "label"])
-        for t, v, s, lab in zip(f.timestamps, f.values.tolist(), np.asarray(scores).tolist(),
-                                flags.tolist(), strict=True):
+        for t, v, s, lab in zip(
+            f.timestamps,
+            f.values.tolist(),
+            np.asarray(scores).tolist(),
+            flags.tolist(),
+            strict=True,
+        ):
             w.writerow([t, repr(v) if v != int(v) else int(v), repr(float(s)), lab])
     return path

@@ -87,12 +87,22 @@ def score_table(
     optimised = scorer.evaluate(scores)
     shipped = corpus.load_shipped_thresholds(root).get(name)
     at_shipped = scorer.evaluate(scores, shipped) if shipped else None
-    rows = [(name, {p: r.normalized for p, r in optimised.items()},
-             "optimised threshold (exhaustive sweep, as NAB's optimiser): "
-             + ", ".join(f"{p}={r.threshold:.6g}" for p, r in optimised.items()))]
+    rows = [
+        (
+            name,
+            {p: r.normalized for p, r in optimised.items()},
+            "optimised threshold (exhaustive sweep, as NAB's optimiser): "
+            + ", ".join(f"{p}={r.threshold:.6g}" for p, r in optimised.items()),
+        )
+    ]
     if at_shipped:
-        rows.append((name, {p: r.normalized for p, r in at_shipped.items()},
-                     "at NAB's shipped thresholds (config/thresholds.json)"))
+        rows.append(
+            (
+                name,
+                {p: r.normalized for p, r in at_shipped.items()},
+                "at NAB's shipped thresholds (config/thresholds.json)",
+            )
+        )
     final = corpus.load_final_results(root)
     for ref in REFERENCE_ROWS:
         if ref in final:
@@ -101,12 +111,17 @@ def score_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.nab", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.nab",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", type=Path, help="write results here (NAB layout) and score them")
     ap.add_argument("--score-dir", type=Path, help="score an existing NAB results folder")
     ap.add_argument("--detector", default=None, help="detector name inside --score-dir")
-    ap.add_argument("--nab-root", type=Path, default=None, help="NAB root (default: $NAB_ROOT or ../shared/nab)")
+    ap.add_argument(
+        "--nab-root", type=Path, default=None, help="NAB root (default: $NAB_ROOT or ../shared/nab)"
+    )
     ap.add_argument("--processes", type=int, default=2)
     args = ap.parse_args(argv)
     if not args.out and not args.score_dir:
@@ -123,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         name = args.detector or DETECTOR_NAME
         det = default_detector()
-        print(f"running {det!r} over {len(data)} series "
-              f"({sum(len(f.values) for f in data.values())} points), {args.processes} processes",
-              file=sys.stderr)
+        print(
+            f"running {det!r} over {len(data)} series "
+            f"({sum(len(f.values) for f in data.values())} points), {args.processes} processes",
+            file=sys.stderr,
+        )
         t1 = time.perf_counter()
         scores = run_corpus(data, processes=args.processes)
         elapsed = time.perf_counter() - t1
@@ -135,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     table, _, _ = score_table(scorer, name, scores, root)
     print(table)
-    print(f"\nNAB score = 100*(raw-null)/(perfect-null), {scorer.n_windows} windows, "
-          f"{len(data)} files; total {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\nNAB score = 100*(raw-null)/(perfect-null), {scorer.n_windows} windows, "
+        f"{len(data)} files; total {time.perf_counter() - t0:.1f} s"
+    )
     return 0

@@ -233,7 +233,9 @@ class CorpusScorer:
         return out
 
     # -- scoring --------------------------------------------------------------
-    def raw_at(self, scores: Mapping[str, Sequence[float]], threshold: float, profile: str) -> float:
+    def raw_at(
+        self, scores: Mapping[str, Sequence[float]], threshold: float, profile: str
+    ) -> float:
         """Corpus raw score at a fixed threshold."""
         prof = self.profiles[profile]
         s = self._gather(scores)
@@ -249,7 +251,9 @@ class CorpusScorer:
         np.maximum.at(best, win[hit], w[hit])
         return float(best.sum()) + fp
 
-    def sweep(self, scores: Mapping[str, Sequence[float]], profile: str) -> tuple[np.ndarray, np.ndarray]:
+    def sweep(
+        self, scores: Mapping[str, Sequence[float]], profile: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """All candidate thresholds (descending, starting at 1.1) and the raw score at each."""
         return self._sweep(self._gather(scores), self.profiles[profile])
 

@@ -68,7 +68,9 @@ def test_later_rows_in_window_are_worth_less_and_only_the_best_counts():
     assert mid == pytest.approx(0.8598, abs=1e-4)  # y = -0.5
     assert score_file(TOY, only(15, 30), 0.5, STD) == pytest.approx(1.0 + mid)
     # several detections in one window: earliest (largest) counts, no extra cost
-    assert score_file(TOY, only(12, 15, 19, 30), 0.5, STD) == score_file(TOY, only(12, 30), 0.5, STD)
+    assert score_file(TOY, only(12, 15, 19, 30), 0.5, STD) == score_file(
+        TOY, only(12, 30), 0.5, STD
+    )
     last = (2 * sig(-5 * (-1 / w)) - 1) / (2 * sig(5) - 1)
     assert last == pytest.approx(0.2482, abs=1e-4)  # y = -1/W: small for wide windows
     assert score_file(TOY, only(19, 30), 0.5, STD) == pytest.approx(1.0 + last)

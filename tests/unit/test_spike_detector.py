@@ -166,7 +166,10 @@ def test_a_spike_does_not_poison_the_baseline():
 def test_level_shift_is_eventually_accepted():
     det = SeasonalRobustSpikeDetector()
     pts = daily_trade(100, seed=10, weekend=1.0, sigma=0.1)
-    pts += [{"value": 10 * p["value"], "t": p["t"] + 100 * DAY} for p in daily_trade(150, seed=11, weekend=1.0, sigma=0.1)]
+    pts += [
+        {"value": 10 * p["value"], "t": p["t"] + 100 * DAY}
+        for p in daily_trade(150, seed=11, weekend=1.0, sigma=0.1)
+    ]
     scores = stream(det, pts)
     assert scores[100] >= 0.95
     assert max(scores[200:]) < 0.5
