@@ -162,6 +162,12 @@ class PipelineMetrics:
                             transit_country=country, chpl_tier=tier)
         return m
 
+    @classmethod
+    def disabled(cls) -> PipelineMetrics:
+        """Metrics that record nothing: the baseline of the instrumentation-overhead benchmark."""
+        null = _NullMetric()
+        return cls(**{f.name: null for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
     def set_build_info(self, version: str, config_version: str) -> None:
         import river
 
@@ -171,6 +177,18 @@ class PipelineMetrics:
             "python": platform.python_version(),
             "river": river.__version__,
         })
+
+
+class _NullMetric:
+    """Accepts every metric call and does nothing."""
+
+    def labels(self, *args: object, **kwargs: object) -> _NullMetric:
+        return self
+
+    def _noop(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    inc = observe = set = info = record = remove = _noop
 
 
 class AlertBoard:
