@@ -200,10 +200,7 @@ class UnitValueDetector(Detector):
             return
         hs6 = x.get("hs6", "")
         stats = self._codes.get(hs6)
-        if stats is None:
-            if len(self._codes) >= self.max_codes:
-                return
-            self._codes[hs6] = (1.0, lu, 0.0)
+        if stats is None and len(self._codes) >= self.max_codes:
             return
         if self._hst is not None and self._hst_calibrator is not None:
             self._learned += 1
@@ -211,6 +208,9 @@ class UnitValueDetector(Detector):
                 features = self._hst_features(x, lu, self._z(x)[0])
                 self._hst_calibrator.update(self._hst.score_one(features))
                 self._hst.learn_one(features)
+        if stats is None:
+            self._codes[hs6] = (1.0, lu, 0.0)
+            return
         # Inlined update_robust_level (this is the per-declaration hot path).
         n, centre, mad = stats
         n += 1.0
