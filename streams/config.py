@@ -167,9 +167,37 @@ class Settings(_Section):
                 enabled = override.enabled if override.enabled is not None else enabled
         return threshold if enabled else None
 
+    def to_toml(self) -> str:
+        """The effective configuration as TOML that :func:`load_settings_text` reads back."""
+        data = self.to_dict()
+        lines = [f"config_version = {_toml_value(data.pop('config_version'))}"]
+        detectors, overrides = data.pop("detectors"), data.pop("overrides")
+        for section, values in data.items():
+            lines += ["", f"[{section}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        for name, spec in detectors.items():
+            lines += ["", f"[detectors.{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.items()]
+        for override in overrides:
+            lines += ["", "[[overrides]]"] + [
+                f"{k} = {_toml_value(v)}" for k, v in override.items() if v is not None]
+        return "\n".join(lines) + "\n"
+
     def to_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data (what ``config check`` prints)."""
         return typing.cast(dict[str, Any], msgspec.to_builtins(self))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
 #: Environment variable -> dotted config path. Environment wins over the file.
