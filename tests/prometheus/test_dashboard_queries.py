@@ -134,7 +134,8 @@ def test_pipeline_values_are_sane(prom: RunningPrometheus) -> None:
 
 
 def test_latest_alerts_table_lists_recorded_series(prom: RunningPrometheus) -> None:
-    latest = [q for q in panel_queries(TRADE_ANOMALIES, {"transit_country": ".*", "chpl_tier": ".*"})
+    every = {"transit_country": ".*", "chpl_tier": ".*"}
+    latest = [q for q in panel_queries(TRADE_ANOMALIES, every)
               if q.panel == "Latest alerts" and q.ref_id == "A"][0]
     rows = prom.query(latest.expr)
     newest = max(rows, key=lambda r: float(r["value"][1]))

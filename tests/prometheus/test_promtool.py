@@ -27,7 +27,8 @@ PROM_DIR = ROOT / "deploy" / "prometheus"
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool is not on PATH: run `make prometheus` (scripts/install-prometheus.sh)")
+        pytest.fail("promtool is not on PATH: run `make prometheus` "
+                    "(scripts/install-prometheus.sh)")
     return subprocess.run([binary, *map(str, args)], capture_output=True, text=True, timeout=120,
                           check=False)
 

@@ -100,7 +100,7 @@ _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bo
 def promql_metric_names(expr: str) -> set[str]:
     """Metric (and recording rule) names a PromQL expression selects.
 
-    >>> sorted(promql_metric_names('sum by (le) (rate(a_total{x="b c"}[5m])) / on (job) b:c:d > 1e-9'))
+    >>> sorted(promql_metric_names('sum by (le) (rate(a_total{x="b c"}[5m])) / on (job) b:c:d > 1'))
     ['a_total', 'b:c:d']
     """
     s = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
@@ -215,7 +215,9 @@ def test_scrape_targets_are_the_compose_workers(services: dict[str, dict[str, An
     assert sorted(config["rule_files"]) == ["alerting_rules.yml", "recording_rules.yml"]
 
 
-def test_prometheus_and_grafana_mounts_match_their_config(services: dict[str, dict[str, Any]]) -> None:
+def test_prometheus_and_grafana_mounts_match_their_config(
+    services: dict[str, dict[str, Any]],
+) -> None:
     prom_mounts = {src: dst for _, src, dst in _bind_mounts({"p": services["prometheus"]})}
     assert prom_mounts == {"./deploy/prometheus": "/etc/prometheus"}
     assert "--config.file=/etc/prometheus/prometheus.yml" in _command(services["prometheus"])
@@ -332,7 +334,8 @@ def _substituted(expr: str) -> str:
 def test_every_query_names_only_exported_metrics(dashboards: dict[str, dict[str, Any]]) -> None:
     allowed = exported_names() | recording_rule_names() | PROMETHEUS_SYNTHETIC
     for name, d in dashboards.items():
-        exprs = [(p["title"], t["expr"]) for p in _panels(d["panels"]) for t in p.get("targets", [])]
+        exprs = [(p["title"], t["expr"])
+                 for p in _panels(d["panels"]) for t in p.get("targets", [])]
         exprs += [(f"${v['name']}", v["definition"].replace("label_values(", "").split(",")[0])
                   for v in d["templating"]["list"]]
         for title, expr in exprs:
@@ -346,10 +349,12 @@ def test_anomaly_panels_filter_on_the_template_variables(
     dashboards: dict[str, dict[str, Any]],
 ) -> None:
     d = dashboards["trade-anomalies.json"]
-    assert {v["name"] for v in d["templating"]["list"]} >= {"transit_country", "chpl_tier", "instance"}
+    names = {v["name"] for v in d["templating"]["list"]}
+    assert names >= {"transit_country", "chpl_tier", "instance"}
     for var in d["templating"]["list"]:
         assert var["query"]["query"].startswith("label_values(")
-    labelled = ("tradewatch_alerts_published", "tradewatch_alert_score", "tradewatch_alert_timestamp")
+    labelled = ("tradewatch_alerts_published", "tradewatch_alert_score",
+                "tradewatch_alert_timestamp")
     checked = 0
     for panel in _panels(d["panels"]):
         for target in panel.get("targets", []):
