@@ -27,4 +27,4 @@ RUN pip install --no-deps -e . \
 USER tradewatch
 # faust's web server (/metrics); bound to 0.0.0.0 only when TRADEWATCH_WEB_HOST says so
 EXPOSE 6066
-CMD ["tradewatch", "worker", "--config", "deploy/tradewatch.toml"]
+CMD ["tradewatch", "--config", "deploy/tradewatch.toml", "worker"]

@@ -63,8 +63,15 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 
 
 def _command(service: dict[str, Any]) -> list[str]:
+    """The service's command without tradewatch's global ``--config FILE`` option."""
     cmd = service.get("command") or []
-    return cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+    words = cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+    if words[:1] == ["tradewatch"] and "--config" in words:
+        at = words.index("--config")
+        config = words[at + 1]
+        assert (ROOT / config).exists() or config.startswith("/"), f"{config} does not exist"
+        del words[at:at + 2]
+    return words
 
 
 def _workers(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
