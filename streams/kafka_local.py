@@ -580,17 +580,19 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
 def stop(timeout: float = STOP_TIMEOUT_S) -> bool:
     """Stop the local broker (SIGTERM, controlled shutdown; SIGKILL after ``timeout``).
 
-    Idempotent. Returns True if a broker was stopped. Never touches an external
-    cluster named by ``TRADEWATCH_BOOTSTRAP_SERVERS``.
+    Idempotent. Returns True if a broker was stopped. While
+    ``TRADEWATCH_BOOTSTRAP_SERVERS`` is set it does nothing: that cluster is not ours,
+    and neither start nor stop manages the local broker then.
     """
     external = external_bootstrap()
+    if external:
+        _say(f"using existing cluster {external} (TRADEWATCH_BOOTSTRAP_SERVERS); not stopping "
+             "anything (unset it to manage the local broker)")
+        return False
     with _lock():
         pid = _running_pid()
         if pid is None:
-            if external:
-                _say(f"using existing cluster {external}; nothing local to stop")
-            else:
-                _say("local broker is not running")
+            _say("local broker is not running")
             return False
         _say(f"stopping local broker pid {pid} (SIGTERM, controlled shutdown)")
         t0 = time.monotonic()
