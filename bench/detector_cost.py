@@ -164,11 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"detector cost: {n:,} events per run (HST: {hst_n:,}), best of {args.repeat}, one core\n"
     )
-    header = f"{'detector':38s} {'events/s':>10s} {'us/event':>9s} {'pickle':>10s} {'live heap':>10s}"
+    header = (
+        f"{'detector':38s} {'events/s':>10s} {'us/event':>9s} {'pickle':>10s} {'live heap':>10s}"
+    )
     print(header)
     print("-" * len(header))
     per_series: list[tuple[str, int, float]] = []
     for label, kind, params, xs, is_series in cases:
+
         def make(kind: str = kind, params: dict[str, Any] = params) -> Detector:
             return build(kind, params)
 
@@ -195,7 +198,9 @@ def main(argv: list[str] | None = None) -> None:
             f"  {label:14s} {size:>6,d} B pickle/key -> {human(size * ACTIVE_SERIES):>9s} "
             f"checkpoint, {live:>7,.0f} B live/key -> {human(live * ACTIVE_SERIES):>9s} RAM"
         )
-    print(f"  {'all of them':14s} {human(total_pickle):>36s} checkpoint, {human(total_live):>22s} RAM")
+    print(
+        f"  {'all of them':14s} {human(total_pickle):>36s} checkpoint, {human(total_live):>22s} RAM"
+    )
 
     print("\nper-declaration detectors: one instance per HS chapter (unit_value) or in total")
     det = build("unit_value", {"grace_period": 2})

@@ -172,9 +172,7 @@ def check_state_bytes_bounded(detector: Detector, dataset: list[dict[str, Any]])
     assert size <= budget, f"state is {size} bytes, budget {budget}"
 
 
-def check_state_does_not_grow_on_repeat(
-    detector: Detector, dataset: list[dict[str, Any]]
-) -> None:
+def check_state_does_not_grow_on_repeat(detector: Detector, dataset: list[dict[str, Any]]) -> None:
     """Seeing the same inputs again does not grow the state (no per-event memory)."""
     for x in dataset:
         detector.learn_one(x)

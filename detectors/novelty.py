@@ -224,10 +224,18 @@ class EntityNoveltyDetector(Detector):
                     "value_eur": 1000.0 * (1 + i % 4),
                 }
             )
-        out.append({"exporter_id": "", "consignee_id": "", "route": "", "chpl_tier": "1",
-                    "value_eur": 0.0})
-        out.append({"exporter_id": "X", "consignee_id": "Y", "route": "DE>RU", "chpl_tier": "1",
-                    "value_eur": 1e12})
+        out.append(
+            {"exporter_id": "", "consignee_id": "", "route": "", "chpl_tier": "1", "value_eur": 0.0}
+        )
+        out.append(
+            {
+                "exporter_id": "X",
+                "consignee_id": "Y",
+                "route": "DE>RU",
+                "chpl_tier": "1",
+                "value_eur": 1e12,
+            }
+        )
         return out
 
     # -- internals --------------------------------------------------------------------

@@ -85,7 +85,9 @@ class PassThroughDetector(Detector):
         if not 0 < baseline_alpha <= 1:
             raise ValueError(f"baseline_alpha must be in (0, 1], got {baseline_alpha}")
         if grace_period < 2:
-            raise ValueError(f"grace_period must be >= 2 (a scale needs two windows), got {grace_period}")
+            raise ValueError(
+                f"grace_period must be >= 2 (a scale needs two windows), got {grace_period}"
+            )
         if not clip > 0:
             raise ValueError(f"clip must be > 0, got {clip}")
         if not min_scale > 0:

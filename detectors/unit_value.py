@@ -110,7 +110,9 @@ class UnitValueDetector(Detector):
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if grace_period < 2:
-            raise ValueError(f"grace_period must be >= 2 (a scale needs two values), got {grace_period}")
+            raise ValueError(
+                f"grace_period must be >= 2 (a scale needs two values), got {grace_period}"
+            )
         if not clip > 0:
             raise ValueError(f"clip must be > 0, got {clip}")
         if not min_scale > 0:
@@ -171,7 +173,9 @@ class UnitValueDetector(Detector):
         lu = math.log(value / mass)
         return lu if math.isfinite(lu) else None
 
-    def _z(self, x: dict[str, Any]) -> tuple[float, tuple[float, float, float] | None, float | None]:
+    def _z(
+        self, x: dict[str, Any]
+    ) -> tuple[float, tuple[float, float, float] | None, float | None]:
         """(unit-value z or 0, the code's stats if scored, log unit value)."""
         lu = self._log_unit_value(x)
         stats = self._codes.get(x.get("hs6", ""))
@@ -241,7 +245,9 @@ class UnitValueDetector(Detector):
         if lu is None:
             return 0.0
         sigma = _SIGMA_PER_MAD * stats[2]
-        return z_to_score(abs(lu - stats[1]) / (sigma if sigma > self.min_scale else self.min_scale))
+        return z_to_score(
+            abs(lu - stats[1]) / (sigma if sigma > self.min_scale else self.min_scale)
+        )
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         z, stats, lu = self._z(x)

@@ -11,8 +11,9 @@ import pytest
 from detectors.novelty import _PATTERNS, EntityNoveltyDetector, _KeyFilter
 
 
-def decl(exporter: str, consignee: str, route: str = "DE>KG", tier: str = "1",
-         value: float = 60_000.0) -> dict:
+def decl(
+    exporter: str, consignee: str, route: str = "DE>KG", tier: str = "1", value: float = 60_000.0
+) -> dict:
     return {"exporter_id": exporter, "consignee_id": consignee, "route": route,
             "chpl_tier": tier, "value_eur": value}  # fmt: skip
 
@@ -56,7 +57,9 @@ def test_non_chpl_goods_score_zero_and_are_not_remembered() -> None:
 
 def test_higher_tiers_score_higher() -> None:
     det = warmed()
-    scores = [det.score_one(decl("DE-NEW", "KG1", tier=t)) for t in ("1", "2", "3A", "3B", "4A", "4B")]
+    scores = [
+        det.score_one(decl("DE-NEW", "KG1", tier=t)) for t in ("1", "2", "3A", "3B", "4A", "4B")
+    ]
     assert scores == sorted(scores, reverse=True)
     assert scores[0] > 0.5 > scores[-1]
 
@@ -132,8 +135,13 @@ def test_hashing_is_stable_across_processes() -> None:
         "print(_KeyFilter(1000, 20).locate('x:DE123'), _PATTERNS[12345])"
     )
     out = [
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed}).stdout  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout  # fmt: skip
         for seed in ("1", "2")
     ]
     assert out[0] == out[1]

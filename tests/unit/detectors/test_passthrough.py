@@ -98,7 +98,9 @@ def test_explanation_carries_both_legs_and_the_lag() -> None:
     assert d["inflow_observed"] > 5e5  # last month's surge, not this month's
     assert d["inflow_expected"] == pytest.approx(1e5, rel=0.5)
     assert d["outflow_observed"] == 9e5 == e.observed
-    assert d["outflow_expected"] == pytest.approx(2e4, rel=0.5) and e.expected == d["outflow_expected"]
+    assert (
+        d["outflow_expected"] == pytest.approx(2e4, rel=0.5) and e.expected == d["outflow_expected"]
+    )
     assert d["pass_through_ratio"] == pytest.approx(9e5 / d["inflow_observed"])
     assert d["inflow_z"] > 3 and d["outflow_z"] > 3
     assert e.expected_low < e.expected < e.expected_high < 9e5
@@ -123,7 +125,9 @@ def test_grace_period_scores_zero() -> None:
 
 
 def test_state_stays_under_two_kilobytes() -> None:
-    _, det = run(SURGE_IN, SURGE_OUT_NEXT, seed=0, n=2000, det=PassThroughDetector(max_lag_windows=6))
+    _, det = run(
+        SURGE_IN, SURGE_OUT_NEXT, seed=0, n=2000, det=PassThroughDetector(max_lag_windows=6)
+    )
     assert det.state_bytes() <= 2048
 
 
