@@ -11,6 +11,7 @@ in the handler costs microseconds, where faust's validated Records cost ~75 us.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from streams.metrics import PipelineMetrics
 from streams.worker import Outgoing, RecordHandler
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 #: Records taken per batch and the longest a partial batch waits: large enough to
 #: amortise faust's per-batch overhead, short enough that an alert is not held back.
@@ -76,7 +79,11 @@ def create_app(
     async def publish(out: list[Outgoing]) -> None:
         for item in out:
             topic = alerts_topic if item.kind == "alert" else dlq_topic
-            await topic.send(key=item.key, value=item.value, headers=item.headers)
+            try:
+                await topic.send(key=item.key, value=item.value, headers=item.headers)
+            except Exception:  # noqa: BLE001 - count and log; never kill the agent
+                metrics.publish_failures.labels(kind=item.kind).inc()
+                log.exception("could not publish %s to %s", item.kind, topic.get_topic_name())
         handler.after_publish(out, time.time())
 
     @app.agent(declarations)
@@ -98,7 +105,9 @@ def create_app(
         if out:
             await publish(out)
         consumer = app.consumer
-        for tp in consumer.assignment():
+        assignment = {tp for tp in consumer.assignment() if tp.topic == declarations.get_topic_name()}
+        handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
+        for tp in assignment:
             try:
                 highwater = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - not known yet right after assignment

@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check"])
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_config_check)
+    for subparser in sub.choices.values():
+        if subparser.add_help:  # `evaluate` passes its arguments on, --config included
+            subparser.add_argument("--config", default=argparse.SUPPRESS,
+                                   help="config file (also accepted before the command)")
     return parser
 
 

@@ -204,6 +204,7 @@ def _toml_value(value: Any) -> str:
 ENV_OVERRIDES: Mapping[str, str] = {
     "TRADEWATCH_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
     "TRADEWATCH_WEB_PORT": "worker.web_port",
+    "TRADEWATCH_WEB_HOST": "worker.web_host",
     "TRADEWATCH_CONSUMER_GROUP": "kafka.consumer_group",
 }
 

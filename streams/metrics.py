@@ -54,6 +54,7 @@ class PipelineMetrics:
     data_gap_windows: Counter
     alerts_published: Counter
     alerts_suppressed: Counter
+    publish_failures: Counter
     event_to_alert_latency: Histogram
     record_processing: Histogram
     detector_processing: Histogram
@@ -106,6 +107,9 @@ class PipelineMetrics:
                 "tradewatch_alerts_suppressed",
                 "Scores over threshold not published (cooldown or below min severity).",
                 ["detector", "reason"], registry=r),
+            publish_failures=Counter(
+                "tradewatch_publish_failures",
+                "Alerts or dead letters the worker could not hand to Kafka.", ["kind"], registry=r),
             event_to_alert_latency=Histogram(
                 "tradewatch_event_to_alert_latency_seconds",
                 "Wall time from the arrival of the record that closed a window to its alert.",
@@ -146,6 +150,8 @@ class PipelineMetrics:
         )
         for reason in REJECT_REASONS:
             m.declarations_rejected.labels(reason=reason)
+        for kind in ("alert", "dead_letter"):
+            m.publish_failures.labels(kind=kind)
         for level in [*levels, "passthrough"]:
             m.windows_closed.labels(level=level)
             m.active_series.labels(level=level)

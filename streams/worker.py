@@ -149,6 +149,18 @@ class RecordHandler:
         for name, size in totals.items():
             self.metrics.detector_state_bytes.labels(detector=name).set(size)
 
+    def sync_assignment(self, assigned: set[tuple[str, int]]) -> None:
+        """Forget partitions this worker no longer owns: their lag series and their state.
+
+        A revoked partition's lag would otherwise stay frozen above zero and page
+        "no events processed"; its state belongs to whichever worker owns it now.
+        """
+        for topic, partition in list(self._positions):
+            if (topic, partition) not in assigned:
+                del self._positions[(topic, partition)]
+                self.pipelines.pop(partition, None)
+                self.metrics.consumer_lag.remove(topic, str(partition))
+
     def record_highwater(self, topic: str, partition: int, highwater: int) -> None:
         position = self._positions.get((topic, partition), 0)
         self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
