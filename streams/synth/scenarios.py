@@ -652,7 +652,7 @@ def list_scenarios() -> list[str]:
     return sorted(_CATALOGUE)
 
 
-def scenario_by_name(name: str, **overrides: Any) -> Scenario:
+def scenario_by_name(name: str, /, **overrides: Any) -> Scenario:
     """A catalogue scenario, e.g. ``scenario_by_name("ic_spike_de_kg_ru", onset_day=30)``.
 
     >>> s = scenario_by_name("ic_spike_de_kg_ru")
@@ -712,6 +712,6 @@ def default_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioS
         scenario_by_name("trap_toys_newyear_de_kz", year=2021),
         scenario_by_name("trap_new_partner_furniture_it_ge", onset_day=d(2022, 3, 7)),
         scenario_by_name("trap_oneoff_vehicle_parts_de_uz", onset_day=d(2022, 4, 20)),
-        scenario_by_name("trap_data_gap_partition", onset_day=d(2022, 5, 24), partitions=partitions),
+        scenario_by_name("trap_data_gap_partition", onset_day=d(2021, 10, 11), partitions=partitions),
     ]
     return ScenarioSet("full", config, scenarios)
