@@ -24,7 +24,8 @@ _NO_RUN: tuple[float, int, float] = (0.0, 0, math.nan)
 class LevelShiftDetector(Detector):
     """Two-sided CUSUM of persistent log residuals against a slow robust baseline.
 
-    Each window value ``v`` (EUR, may be 0) becomes ``y = log1p(v)``. The baseline
+    Each window value ``v`` (EUR, may be 0) becomes ``y = log1p(v)``; a missing,
+    negative or non-finite value counts as an empty window (0). The baseline
     is a robust exponentially weighted centre and mean absolute deviation of ``y``
     (:func:`detectors.calibration.update_robust_level`). The residual
     ``z = (y - centre) / sigma`` is clipped to ``[-clip, clip]``; with ``z'`` the
@@ -147,7 +148,9 @@ class LevelShiftDetector(Detector):
     def _unit_test_inputs(cls) -> list[dict[str, Any]]:
         values = [100.0, 120.0, 90.0, 0.0, 110.0, 105.0, 95.0, 1e4, 100.0, 98.0]
         values += [500.0, 520.0, 480.0, 510.0, 505.0, 0.0, 1e9, 495.0]
-        return [{"value": v, "t": 86400.0 * i} for i, v in enumerate(values)]
+        xs: list[dict[str, Any]] = [{"value": v, "t": 86400.0 * i} for i, v in enumerate(values)]
+        # Malformed windows must not break the contract: NaN, None, no "t".
+        return xs + [{"value": math.nan, "t": 2e6}, {"value": None, "t": None}, {"value": 500.0}]
 
     # -- internals --------------------------------------------------------------------
 
@@ -155,6 +158,11 @@ class LevelShiftDetector(Detector):
     def _log_value(x: dict[str, Any]) -> float:
         v = float(x.get("value") or 0.0)
         return math.log1p(v) if v > 0 and math.isfinite(v) else 0.0
+
+    @staticmethod
+    def _time(x: dict[str, Any]) -> float:
+        t = x.get("t")
+        return float(t) if t is not None else math.nan
 
     def _sigma(self) -> float:
         return robust_sigma(self._mad, self.min_scale)
@@ -186,7 +194,7 @@ class LevelShiftDetector(Detector):
 
     def learn_one(self, x: dict[str, Any]) -> None:
         y = self._log_value(x)
-        t = float(x.get("t", math.nan))
+        t = self._time(x)
         if self._n < self.grace_period:
             self._prev = (y, 0.0, t)
             self._n, self._centre, self._mad = update_robust_level(
@@ -227,7 +235,8 @@ class LevelShiftDetector(Detector):
         return self._score_stat(max(up, down))
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
-        observed = max(float(x.get("value") or 0.0), 0.0)
+        v = float(x.get("value") or 0.0)
+        observed = v if v > 0 and math.isfinite(v) else 0.0
         sigma = self._sigma()
         expected = math.expm1(self._centre)
         low = max(math.expm1(self._centre - Z_ALARM * sigma), 0.0)
@@ -240,7 +249,7 @@ class LevelShiftDetector(Detector):
         direction = "up" if up >= down else "down"
         stat = max(up, down)
         run = self._run_up if direction == "up" else self._run_down
-        total, count, start = self._extend(run, y, float(x.get("t", math.nan)))
+        total, count, start = self._extend(run, y, self._time(x))
         # shift_start_t is the CUSUM change-point estimate: the window before the sum
         # last left 0. Under noise it can precede the true change by a few windows.
         details = {

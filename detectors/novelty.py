@@ -22,6 +22,13 @@ from detectors.calibration import Z_ALARM, robust_sigma, update_robust_level
 
 __all__ = ["EntityNoveltyDetector", "TIER_WEIGHTS", "NOVELTY_WEIGHTS"]
 
+
+def _eur(value: Any) -> float:
+    """A finite, non-negative amount; anything else counts as 0."""
+    v = float(value or 0.0)
+    return v if v > 0 and math.isfinite(v) else 0.0
+
+
 #: How much novelty in each CHPL tier matters (tier 1 has no Russian production).
 TIER_WEIGHTS: dict[str, float] = {
     "1": 1.0,
@@ -229,6 +236,15 @@ class EntityNoveltyDetector(Detector):
         )
         out.append(
             {
+                "exporter_id": None,
+                "consignee_id": "Z",
+                "route": "DE>KG",
+                "chpl_tier": "2",
+                "value_eur": math.nan,
+            }
+        )
+        out.append(
+            {
                 "exporter_id": "X",
                 "consignee_id": "Y",
                 "route": "DE>RU",
@@ -270,7 +286,7 @@ class EntityNoveltyDetector(Detector):
 
     def _value_z(self, tier: str, value: float) -> float:
         stats = self._values.get(tier)
-        if stats is None or stats[0] < 2 or value <= 0:
+        if stats is None or stats[0] < 2 or not (value > 0 and math.isfinite(value)):
             return 0.0
         return (math.log(value) - stats[1]) / robust_sigma(stats[2], 0.1)
 
@@ -316,7 +332,7 @@ class EntityNoveltyDetector(Detector):
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         tier = x.get("chpl_tier") or ""
-        observed = max(float(x.get("value_eur") or 0.0), 0.0)
+        observed = _eur(x.get("value_eur"))
         stats = self._values.get(tier)
         if stats is None:
             expected = low = high = math.nan

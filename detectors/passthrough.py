@@ -17,13 +17,20 @@ from detectors.calibration import Z_ALARM, robust_sigma, update_robust_level, z_
 __all__ = ["PassThroughDetector"]
 
 
+def _eur(value: Any) -> float:
+    """A finite, non-negative amount; anything else counts as 0."""
+    v = float(value or 0.0)
+    return v if v > 0 and math.isfinite(v) else 0.0
+
+
 class PassThroughDetector(Detector):
     """Joint surge of a transit country's inflow and, up to a lag, its outflow to RU/BY.
 
     Each leg (``inflow`` into the transit country, ``outflow`` from it to
     Russia/Belarus, both EUR per window) has its own robust baseline of
     ``log1p(value)`` (:func:`detectors.calibration.update_robust_level`) and so its
-    own surge z. The pass-through evidence of a window is::
+    own surge z (a missing, negative or non-finite leg counts as 0). The
+    pass-through evidence of a window is::
 
         max over lag L in 0..max_lag_windows of  min(z_inflow[t - L], z_outflow[t])
 
@@ -107,9 +114,15 @@ class PassThroughDetector(Detector):
     def _unit_test_inputs(cls) -> list[dict[str, Any]]:
         inflow = [1e5, 1.1e5, 0.9e5, 1e5, 0.0, 1.05e5, 0.95e5, 1e5, 2e6, 1.8e6, 1.5e6, 1e5]
         outflow = [2e4, 0.0, 2.2e4, 1.8e4, 2e4, 2.1e4, 1.9e4, 2e4, 2e4, 1.5e6, 1.2e6, 1e9]
-        return [
+        xs: list[dict[str, Any]] = [
             {"inflow": i, "outflow": o, "t": 2.6e6 * k}
             for k, (i, o) in enumerate(zip(inflow, outflow, strict=True))
+        ]
+        # Malformed windows must not break the contract: NaN, None, inf, missing legs.
+        return xs + [
+            {"inflow": math.nan, "outflow": None, "t": 4e7},
+            {"inflow": math.inf, "outflow": 2e4, "t": 4.3e7},
+            {"t": 4.6e7},
         ]
 
     # -- internals --------------------------------------------------------------------
@@ -133,7 +146,7 @@ class PassThroughDetector(Detector):
     def _best_lag(self, x: dict[str, Any]) -> tuple[float, int, float, float, float]:
         """(evidence, lag, z of lagged inflow, z of outflow, lagged inflow EUR)."""
         z_out = self._z(self._outflow, self._log(x, "outflow"))
-        inflow = max(float(x.get("inflow") or 0.0), 0.0)
+        inflow = _eur(x.get("inflow"))
         best = (min(self._z(self._inflow, self._log(x, "inflow")), z_out), 0)
         best_in = (inflow, self._z(self._inflow, self._log(x, "inflow")))
         for lag, (past_inflow, _, past_z) in enumerate(self._history, start=1):
@@ -148,7 +161,7 @@ class PassThroughDetector(Detector):
     def learn_one(self, x: dict[str, Any]) -> None:
         y_in = self._log(x, "inflow")
         y_out = self._log(x, "outflow")
-        inflow = max(float(x.get("inflow") or 0.0), 0.0)
+        inflow = _eur(x.get("inflow"))
         past = (inflow, math.expm1(self._inflow[1]), self._z(self._inflow, y_in))
         if self.max_lag_windows > 0:
             self._history = (past, *self._history)[: self.max_lag_windows]
@@ -163,7 +176,7 @@ class PassThroughDetector(Detector):
         return z_to_score(self._best_lag(x)[0])
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
-        outflow = max(float(x.get("outflow") or 0.0), 0.0)
+        outflow = _eur(x.get("outflow"))
         out_expected, out_low, out_high = self._range(self._outflow)
         if self._inflow[0] < self.grace_period:
             details = {"reason": "grace period", "windows_seen": int(self._inflow[0])}

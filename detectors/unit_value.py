@@ -160,6 +160,8 @@ class UnitValueDetector(Detector):
         out.append({"value_eur": 200.0, "net_mass_kg": 1.0, "hs6": "854231"})
         out.append({"value_eur": 0.0, "net_mass_kg": 0.0, "hs6": "854231"})
         out.append({"value_eur": 5e7, "net_mass_kg": 1e-3, "hs6": "999999"})
+        out.append({"value_eur": math.nan, "net_mass_kg": 2.0, "hs6": "854231"})
+        out.append({"value_eur": 100.0, "net_mass_kg": None, "hs6": "854231"})
         return out
 
     # -- internals --------------------------------------------------------------------
