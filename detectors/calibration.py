@@ -22,6 +22,16 @@ it through :class:`OnlineTailCalibrator`, which turns it into an upper-tail
 probability against recent raw scores, then into a z with the normal quantile, so an
 observation in the top 0.135 % of recent ones also scores 0.5.
 
+What reaches the alarm line (0.5), detector by detector:
+
+* ``changepoint``: the CUSUM of persistent residuals reaches its ``threshold``;
+* ``passthrough``: both legs 3 sigmas above baseline, outflow no earlier than inflow;
+* ``unit_value``: a unit value 3 sigmas from its HS6 code's centre (or HalfSpaceTrees
+  mass in the top 0.135 % of recent declarations);
+* ``novelty`` has no z: its score is a product of weights, set so that a new
+  exporter or consignee of tier 1, 2 or 3A goods at a typical value crosses 0.5 and
+  a new pair of known parties does not (see ``detectors.novelty``).
+
 :func:`severity` turns a score and the goods' CHPL tier into an analyst label.
 :func:`update_robust_level` is the robust running centre/scale every detector here
 uses for its baselines (a few floats of state).

@@ -151,8 +151,10 @@ class EntityNoveltyDetector(Detector):
 
     So a new exporter shipping tier-1 goods of typical value scores
     ``0.9 * 1.0 * 0.75 = 0.675``, above the 0.5 alarm line (new exporter *and*
-    consignee: 0.74); a new pair of known parties in tier 4B scores
-    ``0.5 * 0.55 * 0.75 = 0.21``; a fully known declaration 0.
+    consignee: 0.74). At a typical value a single new party crosses 0.5 in
+    tiers 1, 2 and 3A (0.675, 0.61, 0.51) but not in 3B to 4B (0.47 to 0.37);
+    a new pair of known parties in tier 4B scores ``0.5 * 0.55 * 0.75 = 0.21``;
+    a fully known declaration 0.
 
     Everything is new at start-up, so the first ``warm_up`` CHPL declarations are
     learned but score 0 (non-CHPL ones do not count towards it).
