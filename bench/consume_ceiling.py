@@ -175,7 +175,9 @@ def consume_aiokafka(bootstrap: str, topic: str, expected: int, timeout_s: float
     return asyncio.run(_consume_aiokafka(bootstrap, topic, expected, timeout_s))
 
 
-def consume_kafka_python(bootstrap: str, topic: str, expected: int, timeout_s: float = 300) -> Result:
+def consume_kafka_python(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 300
+) -> Result:
     """Read ``expected`` records from the start of ``topic`` with a bare kafka-python consumer."""
     from kafka import KafkaConsumer
 
@@ -231,7 +233,8 @@ def run(
         produced = produce(bootstrap, topic, source)
         results = {"produce": produced}
         results["aiokafka"] = consume_aiokafka(bootstrap, topic, produced.messages, timeout_s)
-        results["kafka-python"] = consume_kafka_python(bootstrap, topic, produced.messages, timeout_s)
+        results["kafka-python"] = consume_kafka_python(
+            bootstrap, topic, produced.messages, timeout_s)
         return results
     finally:
         if not keep_topic:
@@ -246,7 +249,8 @@ def format_table(results: dict[str, Result]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for j, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        rest = zip(row[1:], widths[1:], strict=True)
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in rest]
         lines.append("  ".join(cells))
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -254,11 +258,13 @@ def format_table(results: dict[str, Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.consume_ceiling", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.consume_ceiling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--bootstrap", default=None,
-                        help="cluster to use (default: TRADEWATCH_BOOTSTRAP_SERVERS or the local broker)")
+                        help="cluster to use (default: TRADEWATCH_BOOTSTRAP_SERVERS "
+                        "or the local broker)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args(argv)
 

@@ -23,7 +23,8 @@ Use it as ``python -m streams.kafka_local fetch|start|stop|status`` (the
 Environment:
 
 ``TRADEWATCH_VAR_DIR``
-    Where ``var/`` is (default: ``<project root>/var``); the broker home is ``$TRADEWATCH_VAR_DIR/kafka``.
+    Where ``var/`` is (default: ``<project root>/var``); the broker home is
+    ``$TRADEWATCH_VAR_DIR/kafka``.
 ``TRADEWATCH_KAFKA_PORT``
     Broker (client) port, default 9092. The KRaft controller listens on the next port.
 ``TRADEWATCH_BOOTSTRAP_SERVERS``
@@ -80,6 +81,9 @@ NODE_ID = 1
 
 MAVEN_TIMEOUT_S = 540  # well under a 10 minute foreground budget
 STOP_TIMEOUT_S = 45.0  # controlled shutdown of one node takes a few seconds
+
+
+_STARTED: list[subprocess.Popen] = []
 
 
 class KafkaLocalError(RuntimeError):
@@ -271,7 +275,8 @@ def fetch_jars(force: bool = False) -> Path:
         return p["libs"]
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise KafkaLocalError("Maven (mvn) is not on PATH; install it (Debian: apt-get install maven)")
+        raise KafkaLocalError(
+            "Maven (mvn) is not on PATH; install it (Debian: apt-get install maven)")
     p["home"].mkdir(parents=True, exist_ok=True)
     staging = p["home"] / "libs.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -289,7 +294,8 @@ def fetch_jars(force: bool = False) -> Path:
         )
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
-        raise KafkaLocalError(f"mvn did not finish within {MAVEN_TIMEOUT_S}s: {' '.join(cmd)}") from None
+        raise KafkaLocalError(
+            f"mvn did not finish within {MAVEN_TIMEOUT_S}s: {' '.join(cmd)}") from None
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         out = (proc.stdout + proc.stderr).strip()[-4000:]
@@ -317,7 +323,8 @@ def _java() -> str:
         return str(Path(java_home) / "bin" / "java")
     found = shutil.which("java") or ("/usr/bin/java" if Path("/usr/bin/java").exists() else None)
     if found is None:
-        raise KafkaLocalError("java is not on PATH; Kafka 4 needs Java 17+ (apt-get install openjdk-17-jre-headless)")
+        raise KafkaLocalError("java is not on PATH; Kafka 4 needs Java 17+ "
+                              "(apt-get install openjdk-17-jre-headless)")
     return found
 
 
@@ -330,6 +337,8 @@ def _jvm_args() -> list[str]:
         "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={p['log4j']}",
+        # keep logging through the broker's own shutdown (it logs after SIGTERM)
+        "-Dlog4j2.shutdownHookEnabled=false",
         f"-Dkafka.logs.dir={p['home']}",
         "-cp", str(p["libs"] / "*"),
     ]
@@ -530,7 +539,8 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
         deadline = time.monotonic() + timeout
         while _probe(external, timeout_s=min(5.0, max(deadline - time.monotonic(), 0.5))) is None:
             if time.monotonic() >= deadline:
-                raise KafkaLocalError(f"existing cluster {external} does not answer a metadata request")
+                raise KafkaLocalError(
+                    f"existing cluster {external} does not answer a metadata request")
             time.sleep(0.5)
         return external
 
@@ -564,6 +574,7 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
             proc = subprocess.Popen(cmd, cwd=p["home"], stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         p["pid"].write_text(f"{proc.pid}\n")
+        _STARTED.append(proc)  # keep a reference: no "still running" warning when it outlives us
         t0 = time.monotonic()
         try:
             _wait_answering(bootstrap, deadline, proc, proc.pid)
@@ -647,7 +658,8 @@ def status() -> dict:
 # --------------------------------------------------------------------------- CLI
 
 
-USAGE = """usage: python -m streams.kafka_local {fetch|start|stop|status} [--timeout SECONDS] [--json]
+USAGE = """usage: python -m streams.kafka_local {fetch|start|stop|status}
+                                         [--timeout SECONDS] [--json]
 
   fetch    download the broker jars with Maven into var/kafka/libs (no-op when up to date)
   start    start the local single-node broker on 127.0.0.1 (or check TRADEWATCH_BOOTSTRAP_SERVERS)

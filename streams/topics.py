@@ -8,12 +8,13 @@ Topics (default names, all overridable)::
 
 Keying rule
 -----------
-Producers key every declaration by its **6-digit HS code** (the product), e.g.
-``b"870323"``. Kafka's default partitioner hashes the key, so every route
-(origin -> destination) of one product lands on the same partition and is seen
-by one worker. The pass-through detector depends on this: it compares the legs
-of a product going into and out of an intermediary country, and both legs
-must reach the same worker's state. Alerts are keyed by the same HS code.
+Producers key every declaration by its **6-digit HS code** (the product; for a
+CN8 code, its first six digits), e.g. ``b"870323"``. Kafka's default
+partitioner hashes the key, so every route (origin -> destination) of one
+product lands on the same partition and is seen by one worker. The
+pass-through detector depends on this: it compares the legs of a product
+going into and out of an intermediary country, and both legs must reach the
+same worker's state. Alerts are keyed by the same HS code.
 
 Why these partition counts
 --------------------------
