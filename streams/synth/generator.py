@@ -230,6 +230,24 @@ SECTOR_MODES: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = {
     "pharma": ((4, 3), (0.40, 0.60)),
 }
 _DEFAULT_MODES = ((3, 1, 2), (0.60, 0.25, 0.15))
+
+# Per-product arrays for the vectorised declaration builder.
+_P_MASS = np.array([p.mass_kg for p in PRODUCTS])
+_P_MSIG = np.array([p.mass_sigma for p in PRODUCTS])
+_P_UV = np.array([p.uv_eur_kg for p in PRODUCTS])
+_P_USIG = np.array([p.uv_sigma for p in PRODUCTS])
+_P_PPK = np.array([p.pieces_per_kg for p in PRODUCTS])
+_P_NCN8 = np.array([len(p.cn8) for p in PRODUCTS])
+_P_CHPL = np.array([p.tier is not None for p in PRODUCTS])
+_P_SECTOR = np.array([SECTORS.index(p.sector) for p in PRODUCTS])
+#: Per sector: cumulative mode probabilities (3 slots) and the modes (last repeated).
+_MODE_CUM = np.ones((len(SECTORS), 3))
+_MODE_VALS = np.zeros((len(SECTORS), 4), dtype=np.int64)
+for _i, _sector in enumerate(SECTORS):
+    _modes, _probs = SECTOR_MODES.get(_sector, _DEFAULT_MODES)
+    _cum = np.cumsum(_probs)[:-1]
+    _MODE_CUM[_i, : len(_cum)] = _cum
+    _MODE_VALS[_i, :] = list(_modes) + [_modes[-1]] * (4 - len(_modes))
 #: Overland routes (transit_route) from the EU, by destination.
 _EU_LAND_ROUTES: dict[str, tuple[tuple[str, ...], ...]] = {
     "KZ": (("PL", "BY", "RU"), ("LT", "RU"), ("LV", "RU")),
@@ -632,52 +650,44 @@ class _Sampler:
             exp_ids = [exporter] * n
         if consignee is not None:
             con_ids = [consignee] * n
-        u_cn8l, u_model, u_routel, u_procl = u_cn8.tolist(), u_mode.tolist(), u_route.tolist(), u_proc.tolist()
-        z_massl, z_uvl, z_supl = z_mass.tolist(), z_uv.tolist(), z_sup.tolist()
+        # numeric fields, vectorised
+        prices = np.fromiter((ln.price for ln in lanes), dtype=float, count=n)
+        onward = np.fromiter((ln.onward for ln in lanes), dtype=bool, count=n)
+        mass = _P_MASS[prod_idx] * np.asarray(exp_size) * np.exp(_P_MSIG[prod_idx] * z_mass) * np.asarray(mf)
+        if masses is not None:
+            mass = np.asarray(masses, dtype=float)
+        mass = np.round(np.maximum(mass, 0.1), 1)
+        if values is None:
+            value = mass * _P_UV[prod_idx] * prices * np.exp(_P_USIG[prod_idx] * z_uv) * np.asarray(vf)
+        else:
+            value = np.asarray(values, dtype=float)
+        value = np.round(value, 2)
+        qty = np.maximum(1.0, np.round(mass * _P_PPK[prod_idx] * np.exp(0.15 * z_sup)))
+        sec = _P_SECTOR[prod_idx]
+        mode = _MODE_VALS[sec, (u_mode[:, None] >= _MODE_CUM[sec]).sum(axis=1)]
+        cn8_pick = np.minimum((u_cn8 * _P_NCN8[prod_idx]).astype(np.int64), _P_NCN8[prod_idx] - 1)
+        re_export = np.where(onward, np.where(_P_CHPL[prod_idx], 0.9, 0.4), 0.03)
+        procs = np.where(u_proc < re_export, "3151", "1000").tolist() if procedure is None else [procedure] * n
+        massl, valuel, qtyl, model, cn8l = mass.tolist(), value.tolist(), qty.tolist(), mode.tolist(), cn8_pick.tolist()
+        u_routel = u_route.tolist()
         secsl = secs.tolist()
         prods = [PRODUCTS[j] for j in prod_idx.tolist()]
         out: list[TradeDeclaration] = []
         td = dt.timedelta
         decl = TradeDeclaration
-        exp = math.exp
         for k, i in enumerate(order):
             lane = lanes[i]
             prod = prods[i]
-            sector = prod.sector
-            exp_id, size, con_id = exp_ids[i], exp_size[i], con_ids[i]
-            cn8 = prod.cn8[min(int(u_cn8l[i] * len(prod.cn8)), len(prod.cn8) - 1)]
-            modes, probs = SECTOR_MODES.get(sector, _DEFAULT_MODES)
-            acc, mode = 0.0, modes[-1]
-            for m, p in zip(modes, probs, strict=True):
-                acc += p
-                if u_model[i] < acc:
-                    mode = m
-                    break
-            route = _route(lane, mode, u_routel[i])
-            mass = prod.mass_kg * size * exp(prod.mass_sigma * z_massl[i]) * mf[i]
-            if masses is not None:
-                mass = float(masses[i])
-            mass = round(max(mass, 0.1), 1)
-            uv = prod.uv_eur_kg * lane.price * exp(prod.uv_sigma * z_uvl[i])
-            value = round(mass * uv * vf[i], 2) if values is None else round(float(values[i]), 2)
-            if procedure is not None:
-                proc = procedure
-            elif lane.onward:
-                proc = "3151" if u_procl[i] < (0.9 if prod.tier else 0.4) else "1000"
-            else:
-                proc = "3151" if u_procl[i] < 0.03 else "1000"
-            if prod.sup_unit is not None:
-                qty: float | None = float(max(1, round(mass * prod.pieces_per_kg * exp(0.15 * z_supl[i]))))
-                unit: str | None = prod.sup_unit
-            else:
-                qty = unit = None
+            unit = prod.sup_unit
+            m = model[i]
             out.append(decl(
                 schema_version=1, declaration_id=ids[k], declared_at=day_dt + td(seconds=secsl[i]),
-                exporter_id=exp_id, exporter_country=lane.origin, consignee_id=con_id,
+                exporter_id=exp_ids[i], exporter_country=lane.origin, consignee_id=con_ids[i],
                 consignee_country=lane.destination, destination_country=lane.destination,
-                hs_code=cn8, net_mass_kg=mass, statistical_value_eur=value,
-                customs_procedure=proc, transport_mode=mode, transit_route=route,
-                goods_description=prod.description, supplementary_quantity=qty,
+                hs_code=prod.cn8[cn8l[i]], net_mass_kg=massl[i], statistical_value_eur=valuel[i],
+                customs_procedure=procs[i], transport_mode=m, transit_route=_route(lane, m, u_routel[i]),
+                goods_description=prod.description,
+                supplementary_quantity=qtyl[i] if unit is not None else None,
                 supplementary_unit=unit,
             ))
         return out, order
