@@ -101,18 +101,23 @@ def create_app(
 
     @app.timer(interval=TICK_SECONDS)
     async def tick() -> None:
-        out = handler.tick()
-        if out:
-            await publish(out)
-        consumer = app.consumer
-        assignment = {tp for tp in consumer.assignment() if tp.topic == declarations.get_topic_name()}
-        handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
-        for tp in assignment:
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001 - not known yet right after assignment
-                continue
-            handler.record_highwater(tp.topic, tp.partition, highwater)
+        # an exception escaping a faust timer crashes the whole worker: contain it
+        try:
+            out = handler.tick()
+            if out:
+                await publish(out)
+            consumer = app.consumer
+            assignment = {tp for tp in consumer.assignment()
+                          if tp.topic == declarations.get_topic_name()}
+            handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
+            for tp in assignment:
+                try:
+                    highwater = consumer.highwater(tp)
+                except Exception:  # noqa: BLE001 - not known yet right after assignment
+                    continue
+                handler.record_highwater(tp.topic, tp.partition, highwater)
+        except Exception:  # noqa: BLE001
+            log.exception("tick failed; retrying on the next tick")
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -75,4 +75,8 @@ def run_offline(
             rejected.append((index, "late_event", "window already closed"))
     for pipeline in pipelines:
         alerts.extend(pipeline.flush())
+    if metrics is not None:
+        from streams.worker import report_series
+
+        report_series(metrics, pipelines)
     return OfflineResult(alerts, rejected, accepted)

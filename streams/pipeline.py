@@ -217,8 +217,6 @@ class PartitionPipeline:
             alerts.extend(self._close_series(window))
             alerts.extend(self._close_passthrough(window))
             self._evict(window.start)
-        if closed and self.metrics:
-            self._report_state()
         return alerts
 
     def _close_series(self, window: ClosedWindow) -> list[TradeAlert]:
@@ -328,15 +326,14 @@ class PartitionPipeline:
             for k in stale:
                 del table[k]
 
-    def _report_state(self) -> None:
-        assert self.metrics is not None
-        counts: dict[str, int] = {}
+    def series_counts(self) -> dict[str, int]:
+        """Series with detector state, by level (``passthrough`` for the hub pairs)."""
+        counts = dict.fromkeys(self.settings.windows.levels, 0)
         for key in self._series:
             level = key.split(":", 1)[0]
             counts[level] = counts.get(level, 0) + 1
-        for level in self.settings.windows.levels:
-            self.metrics.active_series.labels(level=level).set(counts.get(level, 0))
-        self.metrics.active_series.labels(level="passthrough").set(len(self._passthrough))
+        counts["passthrough"] = len(self._passthrough)
+        return counts
 
     @property
     def series_count(self) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from streams.alerts import utc
 from streams.config import Settings
@@ -34,7 +34,20 @@ from streams.metrics import PipelineMetrics
 from streams.pipeline import TIMING_SAMPLE, PartitionPipeline
 from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
 
-__all__ = ["Outgoing", "RecordHandler", "dead_letter_headers"]
+__all__ = ["Outgoing", "RecordHandler", "dead_letter_headers", "report_series"]
+
+#: State bytes are estimated by pickling a sample of series: cheap, but not per tick.
+STATE_SAMPLE_SECONDS = 10.0
+
+
+def report_series(metrics: PipelineMetrics, pipelines: Iterable[PartitionPipeline]) -> None:
+    """Set the active-series gauge to the total over this worker's partitions."""
+    totals: dict[str, int] = {}
+    for pipeline in pipelines:
+        for level, count in pipeline.series_counts().items():
+            totals[level] = totals.get(level, 0) + count
+    for level, count in totals.items():
+        metrics.active_series.labels(level=level).set(count)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +149,8 @@ class RecordHandler:
         if self.pipelines:
             self.metrics.watermark_timestamp.set(
                 max(p.windows.watermark for p in self.pipelines.values()))
-        if now - self._last_state_sample > 30:
+        report_series(self.metrics, self.pipelines.values())
+        if now - self._last_state_sample > STATE_SAMPLE_SECONDS:
             self._last_state_sample = now
             self.sample_state_bytes()
         return out
@@ -161,7 +175,9 @@ class RecordHandler:
                 self.pipelines.pop(partition, None)
                 self.metrics.consumer_lag.remove(topic, str(partition))
 
-    def record_highwater(self, topic: str, partition: int, highwater: int) -> None:
+    def record_highwater(self, topic: str, partition: int, highwater: int | None) -> None:
+        if highwater is None:  # the client has not fetched from the partition yet
+            return
         position = self._positions.get((topic, partition), 0)
         self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
             max(0, highwater - position))
