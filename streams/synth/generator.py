@@ -469,6 +469,27 @@ class BackgroundModel:
                 self.consignees[(country, sector)] = self._pool(
                     rng, country, con_rate.get((country, sector), 0.0))
         self.lane_index = {(ln.origin, ln.destination, ln.hs6): i for i, ln in enumerate(self.lanes)}
+        self._serving: dict[tuple[str, str, str], _Pool] = {}
+
+    def serving(self, origin: str, sector: str, destination: str) -> _Pool:
+        """The exporters of (origin, sector) that serve ``destination``.
+
+        The biggest exporters serve every destination; an exporter of rank r (0 =
+        biggest) serves a given destination with probability ``min(1, 0.25 + 3/(r+1))``,
+        so small exporters have one to three markets, as in real trade networks.
+        """
+        key = (origin, sector, destination)
+        sub = self._serving.get(key)
+        if sub is None:
+            pool = self.exporters[(origin, sector)]
+            n = len(pool.ids)
+            ranks = np.arange(n)
+            u = np.array([zlib.crc32(f"{pid}>{destination}".encode()) / 2**32 for pid in pool.ids])
+            keep = u < np.minimum(1.0, 0.25 + 3.0 / (ranks + 1.0))
+            weights = np.diff(np.concatenate(([0.0], pool.cum)))[keep]
+            sub = self._serving[key] = _Pool([pool.ids[i] for i in np.flatnonzero(keep)], weights,
+                                             pool.size[keep])
+        return sub
 
     def new_party_id(self, country: str, rng: np.random.Generator) -> str:
         """An EORI-like id (country + 12 digits) that no pool uses."""
@@ -542,6 +563,8 @@ def all_level_keys(origin: str, destination: str, hs_code: str) -> list[str]:
 _ID_MASK = (1 << 52) - 1
 _ID_MULT = 0x9E3779B97F4A7  # odd: multiplication mod 2**52 is a bijection
 _CHECK = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+#: Cumulative shares of an exporter's regular customers (slots 0-2); the rest is spot sales.
+_SLOT_CUM = np.array([0.60, 0.85, 0.95])
 
 
 class _Sampler:
@@ -553,6 +576,7 @@ class _Sampler:
         self._id_key = (zlib.crc32(f"ids{self.config.seed}".encode()) * 0x1F1F1F) & _ID_MASK
         self._serial: dict[int, int] = {}
         self._day_dt: dict[int, dt.datetime] = {}
+        self._rel_cache: dict[str, int] = {}
 
     def day_start(self, day: int) -> dt.datetime:
         d = self._day_dt.get(day)
@@ -560,6 +584,16 @@ class _Sampler:
             date = self.config.date_of(day)
             d = self._day_dt[day] = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
         return d
+
+    def _relationship_keys(self, exporter_ids: list[str]) -> np.ndarray:
+        cache = self._rel_cache
+        out = np.empty(len(exporter_ids), dtype=np.uint64)
+        for i, e in enumerate(exporter_ids):
+            k = cache.get(e)
+            if k is None:
+                k = cache[e] = zlib.crc32(e.encode())
+            out[i] = k
+        return out
 
     def times_of_day(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Seconds into the day: 80 % business hours (~11:00 UTC +- 2.6 h), 20 % uniform."""
@@ -630,20 +664,33 @@ class _Sampler:
             groups_c: dict[tuple[str, str], list[int]] = {}
             for i, ln in enumerate(lanes):
                 sector = PRODUCTS[ln.product].sector
-                groups_e.setdefault((ln.origin, sector), []).append(i)
+                groups_e.setdefault((ln.origin, sector, ln.destination), []).append(i)
                 groups_c.setdefault((ln.destination, sector), []).append(i)
             if exporter is None:
                 for key, idx in groups_e.items():
-                    pool = model.exporters[key]
+                    pool = model.serving(*key)
                     picks = pool.pick(u_exp[idx]).tolist()
                     sizes = pool.size[picks].tolist()
                     for i, e, sz in zip(idx, picks, sizes, strict=True):
                         exp_ids[i] = pool.ids[e]
                         exp_size[i] = sz
+            if exporter is not None:
+                exp_ids = [exporter] * n
             if consignee is None:
+                # Sticky trade relationships: each exporter has a few regular customers
+                # per (destination, sector) -- slot 0 (60 %), 1 (25 %), 2 (10 %) -- and
+                # 5 % spot sales to anyone in the destination's pool.
+                rel = self._relationship_keys(exp_ids)
+                slot = np.searchsorted(_SLOT_CUM, u_con, side="right")
+                spot = slot >= 3
+                mixed = ((rel + slot.astype(np.uint64) * np.uint64(0x9E3779B1)) * np.uint64(_ID_MULT)) & np.uint64(_ID_MASK)
+                u_rel = np.where(spot, (u_con - _SLOT_CUM[-1]) / (1 - _SLOT_CUM[-1]),
+                                 mixed.astype(np.float64) / float(_ID_MASK + 1))
                 for key, idx in groups_c.items():
                     cpool = model.consignees[key]
-                    picks = cpool.pick(u_con[idx]).tolist()
+                    salt = zlib.crc32(f"{key[0]}{key[1]}".encode()) / 2**32
+                    u = np.where(spot[idx], u_rel[idx], np.mod(u_rel[idx] + salt, 1.0))
+                    picks = cpool.pick(u).tolist()
                     for i, c in zip(idx, picks, strict=True):
                         con_ids[i] = cpool.ids[c]
         if exporter is not None:
