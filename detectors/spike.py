@@ -3,7 +3,12 @@
 The pipeline runs one :class:`SeasonalRobustSpikeDetector` per series (e.g. the
 daily statistical value in EUR of one route x HS6 code). It keeps a few dozen
 floats of state, costs a few microseconds per event and scores an observation
-before learning it.
+before learning it. Its score is the larger of two kinds of surprise: a robust
+z-score against a seasonal baseline (spikes, drops, sudden changes, shifts) and
+the novelty of the recent *sequence* of quantised values (new patterns and level
+changes that a z-score alone ranks low). On the Numenta Anomaly Benchmark (one
+configuration, streamed score-then-learn: ``python -m bench.nab``) the pair
+scores 60.9 standard, where the z-score alone scores 50.3.
 """
 
 from __future__ import annotations
@@ -59,8 +64,24 @@ class SeasonalRobustSpikeDetector(Detector):
     so the return from an empty window or a spike is not a new spike.
     ``score_one`` is 0 during the first ``warmup`` points.
 
-    **State** is a few floats plus one small list per seasonal phase: under
-    1 KB pickled (:meth:`state_bytes`).
+    **Context novelty** (after the context-based detector "CAD OSE"; turned off
+    with ``context_levels=0``). Each value is quantised into ``context_levels``
+    equal bins of the range seen so far; a bit table remembers every
+    transition "last 1, 2 or 3 bins -> this bin" that the series has made
+    (orders 1 and 2 exactly, order 3 hashed). The novelty of an observation is
+    the weighted share of its three contexts never seen before (weights 4, 2,
+    1: an unseen short context is more surprising). It catches new patterns and
+    level changes that are not extreme in z. The final score is
+    ``max(z score, context_weight * novelty)``; with ``context_weight`` below
+    0.5 novelty alone ranks observations (it matters to a global threshold,
+    as on NAB) but never raises an alarm at 0.5 by itself, so trade alarms are
+    still carried by the z evidence. After a strongly novel observation
+    (novelty >= ``context_trigger``) novelty is muted for ``context_rest``
+    points: the aftermath of one change is not reported again and again.
+
+    **State** is a few floats, one small list per seasonal phase and the
+    context bit table (``context_bits`` bits): under 2 KB pickled
+    (:meth:`state_bytes`).
 
     Parameters
     ----------
@@ -89,6 +110,15 @@ class SeasonalRobustSpikeDetector(Detector):
         Spread floor relative to the mean absolute value (flat series).
     history_cap
         Largest factor by which one observation can raise the recent maximum.
+    context_levels
+        Number of value bins of the context novelty (0 turns it off).
+    context_weight
+        Weight of the novelty in the final ``max``.
+    context_rest, context_trigger
+        Novelty is muted for ``context_rest`` points after one of at least
+        ``context_trigger``.
+    context_bits
+        Size of the bit table of seen contexts (at least ``L**3 + L**2 + 64``).
 
     Examples
     --------
@@ -134,6 +164,11 @@ class SeasonalRobustSpikeDetector(Detector):
         warmup: int = 30,
         rel_floor: float = 1e-3,
         history_cap: float = 5.0,
+        context_levels: int = 10,
+        context_weight: float = 0.45,
+        context_rest: int = 150,
+        context_trigger: float = 0.75,
+        context_bits: int = 6144,
     ):
         if transform not in ("none", "log1p"):
             raise ValueError(f"transform must be 'none' or 'log1p', not {transform!r}")
@@ -141,6 +176,10 @@ class SeasonalRobustSpikeDetector(Detector):
             raise ValueError(f"direction must be 'both' or 'up', not {direction!r}")
         if history_blocks < 1 or block_points < 1:
             raise ValueError("history_blocks and block_points must be >= 1")
+        if context_levels < 0 or (
+            context_levels and context_bits < context_levels**3 + context_levels**2 + 64
+        ):
+            raise ValueError("context_levels must be >= 0 and context_bits >= L**3 + L**2 + 64")
         self.transform = transform
         self.direction = direction
         self.level_rate = level_rate
@@ -156,6 +195,11 @@ class SeasonalRobustSpikeDetector(Detector):
         self.warmup = warmup
         self.rel_floor = rel_floor
         self.history_cap = history_cap
+        self.context_levels = context_levels
+        self.context_weight = context_weight
+        self.context_rest = context_rest
+        self.context_trigger = context_trigger
+        self.context_bits = context_bits
         # learned state: floats and short lists only
         self._n = 0
         self._t_prev: float | None = None
@@ -170,6 +214,12 @@ class SeasonalRobustSpikeDetector(Detector):
         self._block: int | None = None
         self._blocks: list[list[float]] = [[0.0] * _N_FEATURES for _ in range(history_blocks)]
         self._hist = [0.0] * _N_FEATURES  # max z of each kind over the recent blocks
+        # context novelty: bit table of seen (last bins -> bin) transitions, value range
+        self._seen = bytearray((context_bits + 7) // 8 if context_levels else 0)
+        self._lo = math.inf
+        self._hi = -math.inf
+        self._ctx = 0  # last three bins, base context_levels
+        self._rest = 1 << 30  # points since the last strong novelty
 
     # -- helpers ------------------------------------------------------------------
     def _n_bins(self, dt: float) -> int:
@@ -223,6 +273,33 @@ class SeasonalRobustSpikeDetector(Detector):
         u = (r / self.z_mid) ** self.power
         return u / (1.0 + u)
 
+    def _bin(self, y: float) -> int:
+        lo, hi, L = self._lo, self._hi, self.context_levels
+        if not hi > lo:
+            return 0
+        b = int((y - lo) / (hi - lo) * L)
+        return 0 if b < 0 else (L - 1 if b >= L else b)
+
+    def _codes(self, b: int) -> tuple[int, int, int]:
+        """Bit positions of the order-1, -2 and -3 contexts ending in bin ``b``."""
+        L, h = self.context_levels, self._ctx
+        L2 = L * L
+        base = L2 + L2 * L  # orders 1 and 2 exactly, order 3 hashed into the rest
+        return (
+            (h % L) * L + b,
+            L2 + (h % L2) * L + b,
+            base + ((h * L + b) * 2654435761) % (self.context_bits - base),
+        )
+
+    def _novelty(self, y: float) -> float:
+        """Weighted share of the contexts ending in y's bin never seen before (0..1)."""
+        seen = self._seen
+        un = 0
+        for code, w in zip(self._codes(self._bin(y)), (4, 2, 1)):
+            if not (seen[code >> 3] >> (code & 7)) & 1:
+                un += w
+        return un / 7.0
+
     # -- river API ------------------------------------------------------------------
     def score_one(self, x: dict[str, Any]) -> float:
         if self._n < self.warmup:
@@ -231,7 +308,12 @@ class SeasonalRobustSpikeDetector(Detector):
         if not math.isfinite(y):
             return 0.0
         z0, z1, z2, _, _ = self._evidence(y, ph)
-        return self._to_score(self._ratio(z0, z1, z2))
+        score = self._to_score(self._ratio(z0, z1, z2))
+        if self.context_levels and self._rest >= self.context_rest:
+            nov = self.context_weight * self._novelty(y)
+            if nov > score:
+                return nov
+        return score
 
     def learn_one(self, x: dict[str, Any]) -> None:
         y, t, ph = self._read(x)
@@ -251,6 +333,8 @@ class SeasonalRobustSpikeDetector(Detector):
             self._n = 1
             return
         z0, z1, z2, expected, _ = self._evidence(y, ph)
+        if self.context_levels:
+            self._learn_context(y, n >= self.warmup)
         if n > 10:  # the first few z are meaningless: spreads are still forming
             if t is not None and self._dt > 0.0:
                 blk = int(t // (_DAY if self._dt < 0.5 * _DAY else 7 * _DAY))
@@ -293,6 +377,25 @@ class SeasonalRobustSpikeDetector(Detector):
         self._absmean += sr * (abs(y) - self._absmean)
         self._prev = expected + ec  # the value as the baseline accepted it (winsorised)
         self._n = n + 1
+
+    def _learn_context(self, y: float, scoring: bool) -> None:
+        L = self.context_levels
+        b = self._bin(y)
+        codes = self._codes(b)
+        seen = self._seen
+        if scoring:
+            un = 0
+            for code, w in zip(codes, (4, 2, 1)):
+                if not (seen[code >> 3] >> (code & 7)) & 1:
+                    un += w
+            self._rest = 0 if un >= 7.0 * self.context_trigger else self._rest + 1
+        for code in codes:
+            seen[code >> 3] |= 1 << (code & 7)
+        self._ctx = (self._ctx * L + b) % (L * L * L)
+        if y < self._lo:
+            self._lo = y
+        if y > self._hi:
+            self._hi = y
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         """Observed vs expected, with the range within which the score stays below 0.5."""
