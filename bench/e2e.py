@@ -7,7 +7,8 @@ One run, one topic, the same records:
    ceiling) and with a bare kafka-python consumer;
 3. start a real worker process on that topic and time how long it takes to
    process all N (first record to last, read from its /metrics, so worker start-up
-   and group join are excluded, as they are for the bare consumers);
+   and group join are excluded, as they are for the bare consumers), once per
+   engine (``batch``: aiokafka fetches in the faust app; ``agent``: a faust agent);
 4. latency: a second worker on fresh topics is fed a paced stream (``--rate``/s) in
    which daily windows close every few hundred records and a spike fires; the
    event-to-alert latency (producer timestamp of the record that closed the window
@@ -26,6 +27,7 @@ import datetime as dt
 import json
 import math
 import random
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -106,7 +108,13 @@ def _histogram_quantile(worker: RunningWorker, name: str, q: float) -> float:
     return prev_le
 
 
-def run(messages: int, rate: float, latency_messages: int) -> dict[str, object]:
+def _with_engine(toml: str, engine: str, group: str) -> str:
+    text = toml.replace("[worker]\n", f'[worker]\nengine = "{engine}"\n', 1)
+    return re.sub(r'consumer_group = "[^"]*"', f'consumer_group = "{group}"', text, count=1)
+
+
+def run(messages: int, rate: float, latency_messages: int,
+        engines: tuple[str, ...] = ("batch", "agent")) -> dict[str, object]:
     bootstrap = kafka_local.start(timeout=120)
     base = DEFAULT_CONFIG_PATH.read_text()
     out: dict[str, object] = {"messages": messages}
@@ -118,16 +126,20 @@ def run(messages: int, rate: float, latency_messages: int) -> dict[str, object]:
                            declarations(messages, seconds_per_record=20.0), key_of=record_key)
         aio = consume_aiokafka(bootstrap, t.declarations, produced.messages)
         kpy = consume_kafka_python(bootstrap, t.declarations, produced.messages)
-        with running_worker(toml, settings, Path(tmp) / "throughput") as worker:
-            first, done = _wait_processed(worker, produced.messages, timeout=900)
-        pipeline_rate = produced.messages / max(done - first, 1e-9)
-        out["throughput"] = {
-            "pipeline_msgs_per_s": round(pipeline_rate),
+        throughput: dict[str, object] = {
             "aiokafka_msgs_per_s": round(aio.msgs_per_s),
             "kafka_python_msgs_per_s": round(kpy.msgs_per_s),
-            "pipeline_over_aiokafka": round(pipeline_rate / aio.msgs_per_s, 3),
-            "pipeline_over_kafka_python": round(pipeline_rate / kpy.msgs_per_s, 3),
         }
+        for engine in engines:
+            # each engine reads the same topic from the start under its own group
+            engine_toml = _with_engine(toml, engine, f"{settings.kafka.consumer_group}-{engine}")
+            with running_worker(engine_toml, settings, Path(tmp) / f"throughput-{engine}") as worker:
+                first, done = _wait_processed(worker, produced.messages, timeout=900)
+            rate_ = produced.messages / max(done - first, 1e-9)
+            throughput[f"pipeline_{engine}_msgs_per_s"] = round(rate_)
+            throughput[f"pipeline_{engine}_over_aiokafka"] = round(rate_ / aio.msgs_per_s, 3)
+            throughput[f"pipeline_{engine}_over_kafka_python"] = round(rate_ / kpy.msgs_per_s, 3)
+        out["throughput"] = throughput
 
         settings, toml = private_settings(bootstrap, base)
         with running_worker(toml, settings, Path(tmp) / "latency") as worker:
@@ -152,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000.0, help="paced rate for the latency leg")
     parser.add_argument("--latency-messages", type=int, default=20_000)
+    parser.add_argument("--engines", default="batch,agent", help="worker engines to time")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
-    result = run(args.messages, args.rate, args.latency_messages)
+    result = run(args.messages, args.rate, args.latency_messages,
+                 tuple(args.engines.split(",")))
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
