@@ -26,6 +26,12 @@ How every alert is classified (exactly one label each):
 ``fp``
     Anything else: background series, a scenario's series before its onset or after
     its end + tolerance. A false alert.
+``probation``
+    Its window starts in the first 15 % of the stream (:data:`PROBATION_FRACTION`),
+    while the detectors are still learning from nothing: not scored, only counted.
+    This is NAB's "probationary period" (the first 15 % of each data file is not
+    scored); a deployed worker would start from detectors warmed on history. No
+    scenario starts inside it.
 
 Metrics: ``precision = tp / (tp + fp + trap_fp)``; ``precision_strict`` also counts
 tolerated alerts in the denominator; ``recall`` = evasion scenarios with at least one
@@ -75,6 +81,8 @@ __all__ = [
 ]
 
 _DAY = 86_400.0
+#: Share of the stream at its start whose alerts are not scored (NAB's probationary period).
+PROBATION_FRACTION = 0.15
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
 _RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
 #: What the scorecard has to show for the small set (asserted in tests/unit/test_evaluate.py).
@@ -111,6 +119,9 @@ class RecordsWithTruth:
     records: Iterable[bytes]
     truths: Sequence[Any]  # streams.synth.scenarios.GroundTruth
     window_seconds: float | None = None
+    #: Event-time span of the stream; with it, the first PROBATION_FRACTION is not scored.
+    start_ts: float | None = None
+    end_ts: float | None = None
 
 
 def labelled_stream(set_name: str = "small", seed: int | None = None,
@@ -124,7 +135,8 @@ def labelled_stream(set_name: str = "small", seed: int | None = None,
         kwargs["seed"] = seed
     sset = factory(**kwargs)
     stream = sset.stream()
-    return RecordsWithTruth(set_name, stream.records(), stream.truths)
+    return RecordsWithTruth(set_name, stream.records(), stream.truths,
+                            start_ts=sset.config.start_ts, end_ts=sset.config.end_ts)
 
 
 # --------------------------------------------------------------------------------------
@@ -180,7 +192,7 @@ class Scorecard:
     matched: list[list[int]] = dataclasses.field(default_factory=list, repr=False)
     truths: list[Any] = dataclasses.field(default_factory=list, repr=False)
     daily_values: dict[str, dict[int, float]] = dataclasses.field(default_factory=dict, repr=False)
-    start_day: int = 0
+    scored_from: float = -math.inf
 
     def targets_met(self) -> dict[str, bool]:
         return {
@@ -210,6 +222,8 @@ class Scorecard:
             "benign_declarations": self.benign_declarations,
             "rejected": self.rejected,
             "window_seconds": self.window_seconds,
+            "scored_from": (dt.datetime.fromtimestamp(self.scored_from, tz=dt.UTC).isoformat()
+                            if math.isfinite(self.scored_from) else None),
             "seconds": round(self.seconds, 2),
             "targets": TARGETS,
             "targets_met": self.targets_met(),
@@ -245,9 +259,10 @@ def _ts(x: dt.datetime) -> float:
 
 
 def classify_alerts(alerts: Sequence[TradeAlert], truths: Sequence[Any],
-                    roles: Mapping[str, str]) -> tuple[list[str], list[list[int]]]:
-    """Label each alert (``tp``, ``tolerated``, ``trap_fp``, ``fp``) and list the
-    indices of the truths it matches (evasion truths for ``tp``, else traps)."""
+                    roles: Mapping[str, str],
+                    scored_from: float = -math.inf) -> tuple[list[str], list[list[int]]]:
+    """Label each alert (``tp``, ``tolerated``, ``trap_fp``, ``fp``, ``probation``) and
+    list the indices of the truths it matches (evasion truths for ``tp``, else traps)."""
     id_sets = [set(t.declaration_ids) for t in truths]
     labels: list[str] = []
     matched: list[list[int]] = []
@@ -256,6 +271,10 @@ def classify_alerts(alerts: Sequence[TradeAlert], truths: Sequence[Any],
         key = a.series.key
         ids = a.evidence.declaration_ids
         per_declaration = roles.get(a.detector, "series") == "declaration"
+        if ts < scored_from:
+            labels.append("probation")
+            matched.append([])
+            continue
         hits = []
         for i, t in enumerate(truths):
             if ids and not id_sets[i].isdisjoint(ids):
@@ -287,10 +306,19 @@ def score(
     settings: Settings | None = None,
     set_name: str = "",
     mode: str = "offline",
+    start_ts: float | None = None,
+    end_ts: float | None = None,
 ) -> Scorecard:
-    """Score alerts against ground truths (pure arithmetic; no pipeline run)."""
+    """Score alerts against ground truths (pure arithmetic; no pipeline run).
+
+    With ``start_ts``/``end_ts`` (the stream's event-time span), alerts in the first
+    :data:`PROBATION_FRACTION` of it are labelled ``probation`` and not scored.
+    """
     role_map = _roles(settings, roles)
-    labels, matched = classify_alerts(alerts, truths, role_map)
+    scored_from = -math.inf
+    if start_ts is not None and end_ts is not None:
+        scored_from = start_ts + PROBATION_FRACTION * (end_ts - start_ts)
+    labels, matched = classify_alerts(alerts, truths, role_map, scored_from)
     counts = Counter(labels)
     rows: list[ScenarioRow] = []
     for i, t in enumerate(truths):
@@ -342,11 +370,13 @@ def score(
         high_severity_alerts_on_traps=high_on_traps,
         trap_alerts_above_allowed=counts.get("trap_fp", 0),
         median_spike_delay_windows=spike_delay,
-        counts={k: counts.get(k, 0) for k in ("tp", "fp", "trap_fp", "tolerated")} | {"total": len(alerts)},
+        counts={k: counts.get(k, 0) for k in ("tp", "fp", "trap_fp", "tolerated", "probation")}
+        | {"total": len(alerts)},
         false_alerts_by_detector=dict(sorted(Counter(a.detector for a in false).items())),
         false_alerts_by_severity={s: sum(1 for a in false if a.severity == s) for s in SEVERITY_ORDER},
         declarations=declarations, benign_declarations=benign, window_seconds=window_seconds,
         alerts=list(alerts), labels=labels, matched=matched, truths=list(truths),
+        scored_from=scored_from,
     )
 
 
@@ -407,7 +437,8 @@ def evaluate(records_with_truth: RecordsWithTruth, settings: Settings,
     elapsed = time.perf_counter() - started
     card = score(alerts, truths, declarations=tap.count,
                  window_seconds=records_with_truth.window_seconds or settings.windows.size_seconds,
-                 settings=settings, set_name=records_with_truth.name, mode=mode)
+                 settings=settings, set_name=records_with_truth.name, mode=mode,
+                 start_ts=records_with_truth.start_ts, end_ts=records_with_truth.end_ts)
     card.seconds = elapsed
     card.rejected = rejected
     card.daily_values = tap.daily
@@ -425,6 +456,10 @@ def _fmt(x: float | None, spec: str = ".3f") -> str:
     if isinstance(x, float) and math.isinf(x):
         return "never"
     return format(x, spec)
+
+
+def _day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date().isoformat() if math.isfinite(ts) else "-"
 
 
 def format_table(card: Scorecard) -> str:
@@ -457,7 +492,8 @@ def format_table(card: Scorecard) -> str:
         f"median sudden-spike delay      {_fmt(card.median_spike_delay_windows, 'g')} windows "
         f"(target <= {TARGETS['median_spike_delay_windows_max']})  {'OK' if met['spike_delay'] else 'FAIL'}",
         f"alerts: tp={c.get('tp', 0)} fp={c.get('fp', 0)} trap_fp={c.get('trap_fp', 0)} "
-        f"tolerated={c.get('tolerated', 0)}; false by detector: "
+        f"tolerated={c.get('tolerated', 0)} probation={c.get('probation', 0)} (not scored: windows before "
+        f"{_day(card.scored_from)}); false by detector: "
         + ", ".join(f"{k}={v}" for k, v in card.false_alerts_by_detector.items())
         + "; by severity: " + ", ".join(f"{k}={v}" for k, v in card.false_alerts_by_severity.items()),
     ]

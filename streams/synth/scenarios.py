@@ -683,14 +683,14 @@ def small_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioSet
 
 
 def default_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioSet:
-    """540 days from 2021-01-04: a full year of baseline, then every pattern in 2022
+    """630 days from 2020-10-05: a year and a quarter of baseline, then every pattern in 2022
     (four sudden spikes, two route shifts, two shell exporters, two undervaluations,
     a slow ramp) and every trap (two 8 March peaks, a New Year peak, a one-off
     shipment, a new ordinary partner, a partition data gap)."""
     import datetime as dt
 
-    start = dt.date(2021, 1, 4)
-    config = StreamConfig(seed=seed, start=start, days=540, daily_declarations=1000.0)
+    start = dt.date(2020, 10, 5)  # the first 15 % (to 2021-01-08) is the unscored probation
+    config = StreamConfig(seed=seed, start=start, days=630, daily_declarations=1000.0)
 
     def d(y: int, m: int, day: int) -> int:
         return (dt.date(y, m, day) - start).days

@@ -85,7 +85,7 @@ def test_labels_precision_recall_and_false_alert_rate(hand) -> None:
     alerts, truths = hand
     card = score(alerts, truths, declarations=100_007, roles=ROLES)
     assert card.labels == ["tp", "fp", "tp", "fp", "tolerated", "trap_fp", "fp", "tp", "fp"]
-    assert card.counts == {"tp": 3, "fp": 4, "trap_fp": 1, "tolerated": 1, "total": 9}
+    assert card.counts == {"tp": 3, "fp": 4, "trap_fp": 1, "tolerated": 1, "probation": 0, "total": 9}
     assert card.precision == pytest.approx(3 / 8)
     assert card.precision_strict == pytest.approx(3 / 9)
     assert card.recall == pytest.approx(0.5)
@@ -94,6 +94,16 @@ def test_labels_precision_recall_and_false_alert_rate(hand) -> None:
     assert card.high_severity_alerts_on_traps == 1
     assert card.trap_alerts_above_allowed == 1
     assert card.false_alerts_by_detector == {"changepoint": 1, "novelty": 1, "spike": 3}
+
+
+def test_alerts_in_the_probationary_period_are_not_scored(hand) -> None:
+    alerts, truths = hand
+    # a 40-day stream from day 0: the first 15 % (6 days) is probation
+    card = score(alerts, truths, declarations=100_007, roles=ROLES, start_ts=0.0, end_ts=40 * DAY)
+    assert card.labels[3] == "probation"  # the day-5 false alert
+    assert card.counts["probation"] == 1 and card.counts["fp"] == 3
+    assert card.precision == pytest.approx(3 / 7)
+    assert card.false_alerts_per_100k_benign == pytest.approx(4.0)
 
 
 def test_per_scenario_rows_and_delays(hand) -> None:

@@ -230,8 +230,12 @@ def test_sets_are_consistent(factory) -> None:
     stream = SyntheticStream(sset.config, sset.scenarios)  # applies every scenario
     truths = stream.truths
     assert any(t.expect_alert for t in truths) and any(not t.expect_alert for t in truths)
+    from streams.evaluate import PROBATION_FRACTION
+
+    probation_end = sset.config.start_ts + PROBATION_FRACTION * (sset.config.end_ts - sset.config.start_ts)
     for t in truths:
         assert sset.config.start_ts <= t.onset < t.end <= sset.config.end_ts + DAY
+        assert t.onset >= probation_end, f"{t.scenario} starts inside the unscored probation period"
     # no other scenario injects into the data-gap partition while it is silent
     gaps = [s for s in sset.scenarios if isinstance(s, DataGapCatchUp)]
     for gap in gaps:
