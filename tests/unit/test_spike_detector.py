@@ -229,3 +229,19 @@ def test_river_contract_params_and_clone():
     assert det.learn_one({"value": 1.0, "t": 50 * DAY}) is None
     with pytest.raises(ValueError):
         SeasonalRobustSpikeDetector(transform="sqrt")
+
+
+def test_context_novelty_ranks_a_new_pattern_without_alarming_alone():
+    # a square wave between two levels, then a value inside the range but in a bin
+    # never visited: not extreme in z, yet a new context
+    det = SeasonalRobustSpikeDetector()
+    pts = [{"value": 10.0 if (i // 20) % 2 else 0.0, "t": i * 300.0} for i in range(2000)]
+    scores = stream(det, pts)
+    assert max(scores[200:]) < 0.2  # the known pattern is not novel
+    s = det.score_one({"value": 5.0, "t": 2000 * 300.0})
+    assert 0.4 <= s < 0.5  # ranked high by novelty, but novelty alone never alarms
+    off = SeasonalRobustSpikeDetector(context_levels=0)
+    stream(off, pts)
+    assert off.score_one({"value": 5.0, "t": 2000 * 300.0}) < s
+    with pytest.raises(ValueError):
+        SeasonalRobustSpikeDetector(context_levels=10, context_bits=100)
