@@ -571,6 +571,10 @@ class DataGapCatchUp(_Trap):
                  f"{self.gap_days} days from day {self.onset_day}, backlog lodged on day {catch_up}",
             series, self.onset_day, catch_up,
             (f"hs6:DE>RU:{self.anchor_hs6}",), partition=p, hs6_codes=sorted(codes))
+        # The trap covers a whole partition (hundreds of series): attribute to it only
+        # what the burst can cause -- the catch-up window and the two after it (a CUSUM
+        # needs two) -- not every background alert on those series for a week.
+        truth.tolerance_days = 2.0
 
         def moved(d: TradeDeclaration) -> None:
             truth.declaration_ids.append(d.declaration_id)
