@@ -36,12 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
     small = small_scenario_set()
-    config = StreamConfig(seed=small.config.seed, start=small.config.start, days=args.days,
-                          daily_declarations=args.daily)
-    for label, scenarios in (("background only", []), ("with small-set scenarios", small.scenarios)):
+    config = StreamConfig(
+        seed=small.config.seed,
+        start=small.config.start,
+        days=args.days,
+        daily_declarations=args.daily,
+    )
+    for label, scenarios in (
+        ("background only", []),
+        ("with small-set scenarios", small.scenarios),
+    ):
         n, seconds, size = measure(config, scenarios, args.repeat)
-        print(f"{label:<26} {n:>8} declarations in {seconds:6.2f}s = {n / seconds:>9,.0f}/s "
-              f"({size / n:.0f} bytes each, {size / seconds / 1e6:.1f} MB/s)")
+        print(
+            f"{label:<26} {n:>8} declarations in {seconds:6.2f}s = {n / seconds:>9,.0f}/s "
+            f"({size / n:.0f} bytes each, {size / seconds / 1e6:.1f} MB/s)"
+        )
     return 0
 
 

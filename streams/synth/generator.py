@@ -110,9 +110,9 @@ class Product:
     cn8: tuple[str, ...]
     description: str
     sector: str
-    uv_eur_kg: float          # median unit value, EUR per kg net mass
-    mass_kg: float            # median net mass of one declaration
-    weight: float             # relative declaration frequency within its group (CHPL / not)
+    uv_eur_kg: float  # median unit value, EUR per kg net mass
+    mass_kg: float  # median net mass of one declaration
+    weight: float  # relative declaration frequency within its group (CHPL / not)
     pieces_per_kg: float = 0.0  # supplementary quantity per kg (0: no supplementary unit)
     sup_unit: str | None = None
     uv_sigma: float = 0.3
@@ -127,56 +127,186 @@ class Product:
 #: typical trade values (EUR/kg), chosen to be plausible, not taken from evidence.md.
 PRODUCTS: tuple[Product, ...] = (
     # Tier 1: integrated circuits (thousands of EUR per kg)
-    Product("854231", ("85423111", "85423190"), "Processors and controllers, integrated circuits",
-            "chips", 3000, 6, 1.0, 300, "p/st"),
-    Product("854232", ("85423231", "85423290"), "Memories, integrated circuits",
-            "chips", 2000, 8, 0.8, 250, "p/st"),
-    Product("854233", ("85423300",), "Amplifiers, integrated circuits",
-            "chips", 1500, 4, 0.4, 400, "p/st"),
-    Product("854239", ("85423911", "85423990"), "Other electronic integrated circuits",
-            "chips", 2500, 5, 0.8, 350, "p/st"),
+    Product(
+        "854231",
+        ("85423111", "85423190"),
+        "Processors and controllers, integrated circuits",
+        "chips",
+        3000,
+        6,
+        1.0,
+        300,
+        "p/st",
+    ),
+    Product(
+        "854232",
+        ("85423231", "85423290"),
+        "Memories, integrated circuits",
+        "chips",
+        2000,
+        8,
+        0.8,
+        250,
+        "p/st",
+    ),
+    Product(
+        "854233",
+        ("85423300",),
+        "Amplifiers, integrated circuits",
+        "chips",
+        1500,
+        4,
+        0.4,
+        400,
+        "p/st",
+    ),
+    Product(
+        "854239",
+        ("85423911", "85423990"),
+        "Other electronic integrated circuits",
+        "chips",
+        2500,
+        5,
+        0.8,
+        350,
+        "p/st",
+    ),
     # Tier 2
-    Product("851762", ("85176200",), "Routers, switches and data transmission apparatus",
-            "electronics", 180, 40, 1.2, 0.6, "p/st"),
-    Product("852691", ("85269120", "85269180"), "Radio navigational aid apparatus (GNSS receivers)",
-            "electronics", 400, 10, 0.4, 2.0, "p/st"),
+    Product(
+        "851762",
+        ("85176200",),
+        "Routers, switches and data transmission apparatus",
+        "electronics",
+        180,
+        40,
+        1.2,
+        0.6,
+        "p/st",
+    ),
+    Product(
+        "852691",
+        ("85269120", "85269180"),
+        "Radio navigational aid apparatus (GNSS receivers)",
+        "electronics",
+        400,
+        10,
+        0.4,
+        2.0,
+        "p/st",
+    ),
     Product("853224", ("85322400",), "Multilayer ceramic capacitors", "electronics", 250, 15, 0.6),
-    Product("854800", ("85480000",), "Electrical parts of machinery n.e.s.", "electronics", 90, 20, 0.6),
+    Product(
+        "854800", ("85480000",), "Electrical parts of machinery n.e.s.", "electronics", 90, 20, 0.6
+    ),
     # Tier 3A
-    Product("850440", ("85044030", "85044095"), "Static converters", "electronics", 40, 60, 1.0,
-            0.2, "p/st"),
+    Product(
+        "850440",
+        ("85044030", "85044095"),
+        "Static converters",
+        "electronics",
+        40,
+        60,
+        1.0,
+        0.2,
+        "p/st",
+    ),
     Product("854129", ("85412900",), "Transistors", "electronics", 350, 5, 0.5),
-    Product("847150", ("84715000",), "Processing units for data-processing machines",
-            "electronics", 120, 30, 0.8, 0.1, "p/st"),
+    Product(
+        "847150",
+        ("84715000",),
+        "Processing units for data-processing machines",
+        "electronics",
+        120,
+        30,
+        0.8,
+        0.1,
+        "p/st",
+    ),
     # Tier 3B: bearings
     Product("848210", ("84821010", "84821090"), "Ball bearings", "machinery", 18, 300, 1.2),
     Product("848220", ("84822000",), "Tapered roller bearings", "machinery", 12, 400, 0.6),
     Product("848250", ("84825000",), "Cylindrical roller bearings", "machinery", 14, 350, 0.5),
     # Tier 4A / 4B
     Product("853400", ("85340011", "85340090"), "Printed circuits", "electronics", 120, 25, 0.7),
-    Product("846693", ("84669340", "84669350"), "Parts and accessories for machine tools (CNC)",
-            "machinery", 30, 150, 0.8),
-    Product("845811", ("84581120", "84581180"), "Horizontal lathes, numerically controlled",
-            "machinery", 20, 4000, 0.3, 0.00025, "p/st", 0.25, 0.5),
+    Product(
+        "846693",
+        ("84669340", "84669350"),
+        "Parts and accessories for machine tools (CNC)",
+        "machinery",
+        30,
+        150,
+        0.8,
+    ),
+    Product(
+        "845811",
+        ("84581120", "84581180"),
+        "Horizontal lathes, numerically controlled",
+        "machinery",
+        20,
+        4000,
+        0.3,
+        0.00025,
+        "p/st",
+        0.25,
+        0.5,
+    ),
     # Ordinary goods
     Product("090121", ("09012100",), "Coffee, roasted, not decaffeinated", "food", 6, 2000, 1.0),
-    Product("180690", ("18069019", "18069090"), "Chocolate and cocoa preparations", "food", 7, 1500, 1.0),
-    Product("220421", ("22042109", "22042142"), "Wine of fresh grapes, containers <= 2 l",
-            "food", 4, 3000, 0.8, 0.75, "l"),
+    Product(
+        "180690", ("18069019", "18069090"), "Chocolate and cocoa preparations", "food", 7, 1500, 1.0
+    ),
+    Product(
+        "220421",
+        ("22042109", "22042142"),
+        "Wine of fresh grapes, containers <= 2 l",
+        "food",
+        4,
+        3000,
+        0.8,
+        0.75,
+        "l",
+    ),
     Product("060311", ("06031100",), "Cut roses, fresh", "food", 8, 800, 0.5),
     Product("950300", ("95030099",), "Toys", "consumer", 12, 500, 0.8),
     Product("330499", ("33049900",), "Beauty and skin-care preparations", "consumer", 22, 400, 1.2),
     Product("940360", ("94036010", "94036090"), "Wooden furniture", "consumer", 4, 1500, 1.0),
-    Product("610910", ("61091000",), "T-shirts and vests, cotton, knitted", "textiles", 20, 300, 1.0,
-            5.0, "p/st"),
-    Product("620342", ("62034231", "62034235"), "Men's trousers, cotton", "textiles", 25, 300, 0.8,
-            2.5, "p/st"),
+    Product(
+        "610910",
+        ("61091000",),
+        "T-shirts and vests, cotton, knitted",
+        "textiles",
+        20,
+        300,
+        1.0,
+        5.0,
+        "p/st",
+    ),
+    Product(
+        "620342",
+        ("62034231", "62034235"),
+        "Men's trousers, cotton",
+        "textiles",
+        25,
+        300,
+        0.8,
+        2.5,
+        "p/st",
+    ),
     Product("870899", ("87089997",), "Parts of motor vehicles n.e.s.", "vehicles", 8, 800, 1.5),
     Product("870829", ("87082990",), "Body parts of motor vehicles", "vehicles", 6, 900, 0.8),
     Product("300490", ("30049000",), "Medicaments in measured doses", "pharma", 80, 200, 1.2),
     Product("392690", ("39269097",), "Articles of plastics n.e.s.", "industrial", 10, 500, 1.2),
-    Product("841810", ("84181080",), "Combined refrigerator-freezers", "consumer", 4.5, 2000, 0.7,
-            0.02, "p/st"),
+    Product(
+        "841810",
+        ("84181080",),
+        "Combined refrigerator-freezers",
+        "consumer",
+        4.5,
+        2000,
+        0.7,
+        0.02,
+        "p/st",
+    ),
 )
 PRODUCT_INDEX: dict[str, int] = {p.hs6: i for i, p in enumerate(PRODUCTS)}
 SECTORS: tuple[str, ...] = tuple(sorted({p.sector for p in PRODUCTS}))
@@ -186,14 +316,26 @@ _CONSUMER_SECTORS = frozenset({"food", "consumer", "textiles"})
 #: and which destination groups they ship to.
 ORIGINS: dict[str, tuple[float, bool]] = {
     # code: (weight, ships to control destinations)
-    "DE": (0.26, True), "IT": (0.11, True), "PL": (0.09, True), "FR": (0.08, True),
-    "NL": (0.08, True), "LT": (0.04, True), "CZ": (0.04, True),
-    "CN": (0.16, False), "US": (0.05, False), "TR": (0.05, False),
+    "DE": (0.26, True),
+    "IT": (0.11, True),
+    "PL": (0.09, True),
+    "FR": (0.08, True),
+    "NL": (0.08, True),
+    "LT": (0.04, True),
+    "CZ": (0.04, True),
+    "CN": (0.16, False),
+    "US": (0.05, False),
+    "TR": (0.05, False),
 }
 #: Destinations: sqrt of 2021 EU export value in EUR bn (see the module docstring).
 HUB_WEIGHTS: dict[str, float] = {
-    "TR": math.sqrt(89.0), "AE": math.sqrt(38.0), "KZ": math.sqrt(5.2), "GE": math.sqrt(2.07),
-    "UZ": math.sqrt(1.15), "AM": math.sqrt(0.667), "KG": math.sqrt(0.263),
+    "TR": math.sqrt(89.0),
+    "AE": math.sqrt(38.0),
+    "KZ": math.sqrt(5.2),
+    "GE": math.sqrt(2.07),
+    "UZ": math.sqrt(1.15),
+    "AM": math.sqrt(0.667),
+    "KG": math.sqrt(0.263),
 }
 SANCTIONED_WEIGHTS: dict[str, float] = {"RU": math.sqrt(69.2), "BY": math.sqrt(11.0)}
 CONTROL_WEIGHTS: dict[str, float] = {"CH": 1.0, "US": 1.0}
@@ -210,17 +352,42 @@ SECTOR_TILT: dict[str, dict[str, float]] = {
 }
 #: Origin x product affinities (who makes what): multipliers, 0 = not exported.
 ORIGIN_AFFINITY: dict[tuple[str, str], float] = {
-    **{(o, "060311"): 0.0 for o in ORIGINS if o != "NL"}, ("NL", "060311"): 6.0,
+    **{(o, "060311"): 0.0 for o in ORIGINS if o != "NL"},
+    ("NL", "060311"): 6.0,
     **{(o, "220421"): 0.0 for o in ("PL", "LT", "CZ", "NL", "CN", "US", "TR")},
-    ("FR", "220421"): 3.0, ("IT", "220421"): 3.0,
-    ("IT", "848210"): 2.5, ("IT", "848220"): 2.0, ("DE", "848210"): 1.5, ("DE", "846693"): 2.0,
-    ("IT", "846693"): 2.0, ("DE", "845811"): 2.0, ("IT", "845811"): 2.0,
-    ("DE", "854231"): 1.5, ("NL", "854231"): 1.5, ("US", "854231"): 3.0, ("US", "854239"): 3.0,
-    ("CN", "854231"): 2.0, ("CN", "854239"): 2.0, ("CN", "851762"): 3.0, ("CN", "850440"): 2.0,
-    ("CN", "610910"): 3.0, ("CN", "950300"): 3.0, ("CN", "300490"): 0.2, ("CN", "090121"): 0.0,
-    ("US", "090121"): 0.2, ("TR", "610910"): 3.0, ("TR", "620342"): 3.0, ("TR", "180690"): 1.5,
-    ("FR", "330499"): 3.0, ("IT", "940360"): 2.0, ("PL", "940360"): 2.5, ("IT", "090121"): 2.0,
-    ("DE", "090121"): 2.0, ("DE", "870899"): 2.0, ("CZ", "870899"): 2.0, ("DE", "300490"): 1.5,
+    ("FR", "220421"): 3.0,
+    ("IT", "220421"): 3.0,
+    ("IT", "848210"): 2.5,
+    ("IT", "848220"): 2.0,
+    ("DE", "848210"): 1.5,
+    ("DE", "846693"): 2.0,
+    ("IT", "846693"): 2.0,
+    ("DE", "845811"): 2.0,
+    ("IT", "845811"): 2.0,
+    ("DE", "854231"): 1.5,
+    ("NL", "854231"): 1.5,
+    ("US", "854231"): 3.0,
+    ("US", "854239"): 3.0,
+    ("CN", "854231"): 2.0,
+    ("CN", "854239"): 2.0,
+    ("CN", "851762"): 3.0,
+    ("CN", "850440"): 2.0,
+    ("CN", "610910"): 3.0,
+    ("CN", "950300"): 3.0,
+    ("CN", "300490"): 0.2,
+    ("CN", "090121"): 0.0,
+    ("US", "090121"): 0.2,
+    ("TR", "610910"): 3.0,
+    ("TR", "620342"): 3.0,
+    ("TR", "180690"): 1.5,
+    ("FR", "330499"): 3.0,
+    ("IT", "940360"): 2.0,
+    ("PL", "940360"): 2.5,
+    ("IT", "090121"): 2.0,
+    ("DE", "090121"): 2.0,
+    ("DE", "870899"): 2.0,
+    ("CZ", "870899"): 2.0,
+    ("DE", "300490"): 1.5,
 }
 #: Transport mode at the border by sector: (modes, probabilities).
 SECTOR_MODES: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = {
@@ -263,11 +430,22 @@ _EU_LAND_ROUTES: dict[str, tuple[tuple[str, ...], ...]] = {
     "US": ((),),
 }
 _ONWARD_LAND_ROUTES: dict[str, tuple[str, ...]] = {
-    "KZ": (), "KG": ("KZ",), "UZ": ("KZ",), "AM": ("GE",), "GE": (), "TR": ("GE",), "AE": (),
+    "KZ": (),
+    "KG": ("KZ",),
+    "UZ": ("KZ",),
+    "AM": ("GE",),
+    "GE": (),
+    "TR": ("GE",),
+    "AE": (),
 }
 _OTHER_LAND_ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("CN", "KG"): (), ("CN", "KZ"): (), ("CN", "UZ"): ("KZ",), ("CN", "RU"): ("KZ",),
-    ("TR", "AM"): ("GE",), ("TR", "KZ"): ("GE", "AZ"), ("TR", "RU"): ("GE",),
+    ("CN", "KG"): (),
+    ("CN", "KZ"): (),
+    ("CN", "UZ"): ("KZ",),
+    ("CN", "RU"): ("KZ",),
+    ("TR", "AM"): ("GE",),
+    ("TR", "KZ"): ("GE", "AZ"),
+    ("TR", "RU"): ("GE",),
 }
 
 # Seasonality -------------------------------------------------------------------------
@@ -278,9 +456,21 @@ WEEKDAY_FACTORS = tuple(w * 7 / sum(_WEEKDAY_RAW) for w in _WEEKDAY_RAW)
 MONTH_FACTORS = (0.93, 0.97, 1.06, 1.02, 1.00, 1.05, 0.99, 0.82, 1.04, 1.08, 1.10, 0.94)
 #: (month, day) -> factor: Christmas and New Year, Orthodox holidays in early January.
 HOLIDAYS: dict[tuple[int, int], float] = {
-    (12, 24): 0.45, (12, 25): 0.15, (12, 26): 0.2, (12, 27): 0.75, (12, 28): 0.75,
-    (12, 29): 0.7, (12, 30): 0.6, (12, 31): 0.3, (1, 1): 0.1, (1, 2): 0.6, (1, 3): 0.7,
-    (1, 4): 0.8, (1, 5): 0.8, (1, 6): 0.75, (1, 7): 0.7,
+    (12, 24): 0.45,
+    (12, 25): 0.15,
+    (12, 26): 0.2,
+    (12, 27): 0.75,
+    (12, 28): 0.75,
+    (12, 29): 0.7,
+    (12, 30): 0.6,
+    (12, 31): 0.3,
+    (1, 1): 0.1,
+    (1, 2): 0.6,
+    (1, 3): 0.7,
+    (1, 4): 0.8,
+    (1, 5): 0.8,
+    (1, 6): 0.75,
+    (1, 7): 0.7,
 }
 
 
@@ -364,10 +554,10 @@ class StreamConfig:
 class Lane:
     origin: str
     destination: str
-    product: int           # index into PRODUCTS
-    rate: float            # base declarations per day
-    onward: bool           # hub -> RU/BY leg
-    price: float           # lane-level unit-value factor
+    product: int  # index into PRODUCTS
+    rate: float  # base declarations per day
+    onward: bool  # hub -> RU/BY leg
+    price: float  # lane-level unit-value factor
 
     @property
     def hs6(self) -> str:
@@ -383,9 +573,11 @@ class LaneMatch:
     hs6: frozenset[str] | None = None
 
     def __call__(self, lane: Lane) -> bool:
-        return ((self.origins is None or lane.origin in self.origins)
-                and (self.destinations is None or lane.destination in self.destinations)
-                and (self.hs6 is None or lane.hs6 in self.hs6))
+        return (
+            (self.origins is None or lane.origin in self.origins)
+            and (self.destinations is None or lane.destination in self.destinations)
+            and (self.hs6 is None or lane.hs6 in self.hs6)
+        )
 
 
 class _Pool:
@@ -443,14 +635,30 @@ class BackgroundModel:
             for dest, split in ONWARD_SPLIT.items():
                 for j, prod in enumerate(PRODUCTS):
                     a = 0.0 if prod.hs6 in ("060311", "220421") else 1.0
-                    raw.append((hub, dest, j, True, mix.onward_share * hw / hub_sum * split * onward[j] * a))
+                    raw.append(
+                        (
+                            hub,
+                            dest,
+                            j,
+                            True,
+                            mix.onward_share * hw / hub_sum * split * onward[j] * a,
+                        )
+                    )
         total = sum(r[4] for r in raw)
         scale = config.daily_declarations / total
         for origin, dest, j, is_onward, w in raw:
             rate = w * scale
             if rate >= mix.min_lane_rate:
-                self.lanes.append(Lane(origin, dest, j, float(rate), is_onward,
-                                       float(math.exp(rng.normal(0.0, 0.15)))))
+                self.lanes.append(
+                    Lane(
+                        origin,
+                        dest,
+                        j,
+                        float(rate),
+                        is_onward,
+                        float(math.exp(rng.normal(0.0, 0.15))),
+                    )
+                )
         # party pools per (country, sector), sized by the lanes' volume
         exp_rate: dict[tuple[str, str], float] = {}
         con_rate: dict[tuple[str, str], float] = {}
@@ -465,10 +673,14 @@ class BackgroundModel:
         for country in countries:
             for sector in SECTORS:
                 self.exporters[(country, sector)] = self._pool(
-                    rng, country, exp_rate.get((country, sector), 0.0))
+                    rng, country, exp_rate.get((country, sector), 0.0)
+                )
                 self.consignees[(country, sector)] = self._pool(
-                    rng, country, con_rate.get((country, sector), 0.0))
-        self.lane_index = {(ln.origin, ln.destination, ln.hs6): i for i, ln in enumerate(self.lanes)}
+                    rng, country, con_rate.get((country, sector), 0.0)
+                )
+        self.lane_index = {
+            (ln.origin, ln.destination, ln.hs6): i for i, ln in enumerate(self.lanes)
+        }
         self._serving: dict[tuple[str, str, str], _Pool] = {}
 
     def serving(self, origin: str, sector: str, destination: str) -> _Pool:
@@ -487,8 +699,9 @@ class BackgroundModel:
             u = np.array([zlib.crc32(f"{pid}>{destination}".encode()) / 2**32 for pid in pool.ids])
             keep = u < np.minimum(1.0, 0.25 + 3.0 / (ranks + 1.0))
             weights = np.diff(np.concatenate(([0.0], pool.cum)))[keep]
-            sub = self._serving[key] = _Pool([pool.ids[i] for i in np.flatnonzero(keep)], weights,
-                                             pool.size[keep])
+            sub = self._serving[key] = _Pool(
+                [pool.ids[i] for i in np.flatnonzero(keep)], weights, pool.size[keep]
+            )
         return sub
 
     def new_party_id(self, country: str, rng: np.random.Generator) -> str:
@@ -553,7 +766,11 @@ def all_level_keys(origin: str, destination: str, hs_code: str) -> list[str]:
     ['hs6:DE>KG:854231', 'hs4:DE>KG:8542', 'hs2:DE>KG:85', 'tier:DE>KG:T1']
     """
     route = f"{origin}>{destination}"
-    keys = [f"hs6:{route}:{hs_code[:6]}", f"hs4:{route}:{hs_code[:4]}", f"hs2:{route}:{hs_code[:2]}"]
+    keys = [
+        f"hs6:{route}:{hs_code[:6]}",
+        f"hs4:{route}:{hs_code[:4]}",
+        f"hs2:{route}:{hs_code[:2]}",
+    ]
     tier = chpl_tier(hs_code)
     if tier is not None:
         keys.append(f"tier:{route}:T{tier}")
@@ -608,10 +825,19 @@ class _Sampler:
         mixed = ((serial * np.uint64(_ID_MULT)) & np.uint64(_ID_MASK)) ^ np.uint64(self._id_key)
         yy = f"{year % 100:02d}"
         check = _CHECK
-        return [f"{yy}{c}{int(x):013X}{check[int(x) % 33]}" for c, x in zip(countries, mixed.tolist(), strict=True)]
+        return [
+            f"{yy}{c}{int(x):013X}{check[int(x) % 33]}"
+            for c, x in zip(countries, mixed.tolist(), strict=True)
+        ]
 
-    def build(self, lanes: Sequence[Lane], day: int, rng: np.random.Generator, source: int,
-              **overrides: Any) -> list[TradeDeclaration]:
+    def build(
+        self,
+        lanes: Sequence[Lane],
+        day: int,
+        rng: np.random.Generator,
+        source: int,
+        **overrides: Any,
+    ) -> list[TradeDeclaration]:
         return self.build_with_order(lanes, day, rng, source, **overrides)[0]
 
     def build_with_order(
@@ -683,9 +909,14 @@ class _Sampler:
                 rel = self._relationship_keys(exp_ids)
                 slot = np.searchsorted(_SLOT_CUM, u_con, side="right")
                 spot = slot >= 3
-                mixed = ((rel + slot.astype(np.uint64) * np.uint64(0x9E3779B1)) * np.uint64(_ID_MULT)) & np.uint64(_ID_MASK)
-                u_rel = np.where(spot, (u_con - _SLOT_CUM[-1]) / (1 - _SLOT_CUM[-1]),
-                                 mixed.astype(np.float64) / float(_ID_MASK + 1))
+                mixed = (
+                    (rel + slot.astype(np.uint64) * np.uint64(0x9E3779B1)) * np.uint64(_ID_MULT)
+                ) & np.uint64(_ID_MASK)
+                u_rel = np.where(
+                    spot,
+                    (u_con - _SLOT_CUM[-1]) / (1 - _SLOT_CUM[-1]),
+                    mixed.astype(np.float64) / float(_ID_MASK + 1),
+                )
                 for key, idx in groups_c.items():
                     cpool = model.consignees[key]
                     salt = zlib.crc32(f"{key[0]}{key[1]}".encode()) / 2**32
@@ -700,12 +931,19 @@ class _Sampler:
         # numeric fields, vectorised
         prices = np.fromiter((ln.price for ln in lanes), dtype=float, count=n)
         onward = np.fromiter((ln.onward for ln in lanes), dtype=bool, count=n)
-        mass = _P_MASS[prod_idx] * np.asarray(exp_size) * np.exp(_P_MSIG[prod_idx] * z_mass) * np.asarray(mf)
+        mass = (
+            _P_MASS[prod_idx]
+            * np.asarray(exp_size)
+            * np.exp(_P_MSIG[prod_idx] * z_mass)
+            * np.asarray(mf)
+        )
         if masses is not None:
             mass = np.asarray(masses, dtype=float)
         mass = np.round(np.maximum(mass, 0.1), 1)
         if values is None:
-            value = mass * _P_UV[prod_idx] * prices * np.exp(_P_USIG[prod_idx] * z_uv) * np.asarray(vf)
+            value = (
+                mass * _P_UV[prod_idx] * prices * np.exp(_P_USIG[prod_idx] * z_uv) * np.asarray(vf)
+            )
         else:
             value = np.asarray(values, dtype=float)
         value = np.round(value, 2)
@@ -714,8 +952,18 @@ class _Sampler:
         mode = _MODE_VALS[sec, (u_mode[:, None] >= _MODE_CUM[sec]).sum(axis=1)]
         cn8_pick = np.minimum((u_cn8 * _P_NCN8[prod_idx]).astype(np.int64), _P_NCN8[prod_idx] - 1)
         re_export = np.where(onward, np.where(_P_CHPL[prod_idx], 0.9, 0.4), 0.03)
-        procs = np.where(u_proc < re_export, "3151", "1000").tolist() if procedure is None else [procedure] * n
-        massl, valuel, qtyl, model, cn8l = mass.tolist(), value.tolist(), qty.tolist(), mode.tolist(), cn8_pick.tolist()
+        procs = (
+            np.where(u_proc < re_export, "3151", "1000").tolist()
+            if procedure is None
+            else [procedure] * n
+        )
+        massl, valuel, qtyl, model, cn8l = (
+            mass.tolist(),
+            value.tolist(),
+            qty.tolist(),
+            mode.tolist(),
+            cn8_pick.tolist(),
+        )
         u_routel = u_route.tolist()
         secsl = secs.tolist()
         prods = [PRODUCTS[j] for j in prod_idx.tolist()]
@@ -727,16 +975,27 @@ class _Sampler:
             prod = prods[i]
             unit = prod.sup_unit
             m = model[i]
-            out.append(decl(
-                schema_version=1, declaration_id=ids[k], declared_at=day_dt + td(seconds=secsl[i]),
-                exporter_id=exp_ids[i], exporter_country=lane.origin, consignee_id=con_ids[i],
-                consignee_country=lane.destination, destination_country=lane.destination,
-                hs_code=prod.cn8[cn8l[i]], net_mass_kg=massl[i], statistical_value_eur=valuel[i],
-                customs_procedure=procs[i], transport_mode=m, transit_route=_route(lane, m, u_routel[i]),
-                goods_description=prod.description,
-                supplementary_quantity=qtyl[i] if unit is not None else None,
-                supplementary_unit=unit,
-            ))
+            out.append(
+                decl(
+                    schema_version=1,
+                    declaration_id=ids[k],
+                    declared_at=day_dt + td(seconds=secsl[i]),
+                    exporter_id=exp_ids[i],
+                    exporter_country=lane.origin,
+                    consignee_id=con_ids[i],
+                    consignee_country=lane.destination,
+                    destination_country=lane.destination,
+                    hs_code=prod.cn8[cn8l[i]],
+                    net_mass_kg=massl[i],
+                    statistical_value_eur=valuel[i],
+                    customs_procedure=procs[i],
+                    transport_mode=m,
+                    transit_route=_route(lane, m, u_routel[i]),
+                    goods_description=prod.description,
+                    supplementary_quantity=qtyl[i] if unit is not None else None,
+                    supplementary_unit=unit,
+                )
+            )
         return out, order
 
 
@@ -932,11 +1191,21 @@ class SyntheticStream:
             self.background_count += len(batch) - len(extra)
             yield from batch
 
-    def _remove(self, batch: list[TradeDeclaration], order: list[int], day: int,
-                lane_idx: np.ndarray, u_keep: np.ndarray, masks: list[np.ndarray],
-                backlog: dict[int, list[TradeDeclaration]]) -> list[TradeDeclaration]:
-        active = [(r, m) for r, m in zip(self.removals, masks, strict=True)
-                  if r.day_from <= day < r.day_to]
+    def _remove(
+        self,
+        batch: list[TradeDeclaration],
+        order: list[int],
+        day: int,
+        lane_idx: np.ndarray,
+        u_keep: np.ndarray,
+        masks: list[np.ndarray],
+        backlog: dict[int, list[TradeDeclaration]],
+    ) -> list[TradeDeclaration]:
+        active = [
+            (r, m)
+            for r, m in zip(self.removals, masks, strict=True)
+            if r.day_from <= day < r.day_to
+        ]
         if not active or not batch:
             return batch
         kept = []
@@ -959,7 +1228,9 @@ class SyntheticStream:
     def _restamp(self, d: TradeDeclaration, day: int) -> TradeDeclaration:
         rng = np.random.default_rng([self.config.seed, 4, zlib.crc32(d.declaration_id.encode())])
         secs = int(self._sampler.times_of_day(rng, 1)[0])
-        return msgspec.structs.replace(d, declared_at=self._sampler.day_start(day) + dt.timedelta(seconds=secs))
+        return msgspec.structs.replace(
+            d, declared_at=self._sampler.day_start(day) + dt.timedelta(seconds=secs)
+        )
 
     def records(self) -> Iterator[bytes]:
         """Encoded declarations (compact JSON bytes), in event-time order."""
@@ -972,7 +1243,9 @@ def _declared_at(d: TradeDeclaration) -> dt.datetime:
     return d.declared_at
 
 
-def generate_records(config: StreamConfig, scenarios: Iterable[ScenarioLike] = ()) -> Iterator[bytes]:
+def generate_records(
+    config: StreamConfig, scenarios: Iterable[ScenarioLike] = ()
+) -> Iterator[bytes]:
     """The encoded declarations of ``config`` plus ``scenarios``, in event-time order."""
     return SyntheticStream(config, scenarios).records()
 
@@ -993,8 +1266,9 @@ def throttle(records: Iterable[bytes], per_second: float) -> Iterator[bytes]:
         yield raw
 
 
-def write_jsonl(path: str | Path, config: StreamConfig,
-                scenarios: Iterable[ScenarioLike] = ()) -> dict[str, Any]:
+def write_jsonl(
+    path: str | Path, config: StreamConfig, scenarios: Iterable[ScenarioLike] = ()
+) -> dict[str, Any]:
     """Write the stream as JSON lines and its ground truth beside it (``<path>.truth.json``).
 
     Returns a summary: record count and the truth file's path.
@@ -1009,8 +1283,13 @@ def write_jsonl(path: str | Path, config: StreamConfig,
             n += 1
     truth_path = path.with_name(path.name + ".truth.json")
     truths = [t.to_dict() if hasattr(t, "to_dict") else t for t in stream.truths]
-    truth_path.write_text(json.dumps({"config": _config_dict(config), "records": n,
-                                      "scenarios": truths}, indent=1, default=str))
+    truth_path.write_text(
+        json.dumps(
+            {"config": _config_dict(config), "records": n, "scenarios": truths},
+            indent=1,
+            default=str,
+        )
+    )
     return {"records": n, "truth": str(truth_path)}
 
 

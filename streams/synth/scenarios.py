@@ -119,11 +119,17 @@ class GroundTruth:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "scenario": self.scenario, "kind": self.kind, "description": self.description,
-            "expect_alert": self.expect_alert, "series": sorted(self.series),
-            "onset": self.onset, "end": self.end, "declarations": len(self.declaration_ids),
+            "scenario": self.scenario,
+            "kind": self.kind,
+            "description": self.description,
+            "expect_alert": self.expect_alert,
+            "series": sorted(self.series),
+            "onset": self.onset,
+            "end": self.end,
+            "declarations": len(self.declaration_ids),
             "max_severity_allowed": self.max_severity_allowed,
-            "tolerance_days": self.tolerance_days, "plot_series": list(self.plot_series),
+            "tolerance_days": self.tolerance_days,
+            "plot_series": list(self.plot_series),
             "details": self.details,
         }
 
@@ -177,22 +183,39 @@ class Scenario:
             raise RuntimeError(f"scenario {self.name!r} has not been applied to a stream yet")
         return self._truth
 
-    def _truth_for(self, ctx: StreamContext, description: str, series: set[str],
-                   first_day: int, last_day: int, plot: tuple[str, ...],
-                   **details: Any) -> GroundTruth:
+    def _truth_for(
+        self,
+        ctx: StreamContext,
+        description: str,
+        series: set[str],
+        first_day: int,
+        last_day: int,
+        plot: tuple[str, ...],
+        **details: Any,
+    ) -> GroundTruth:
         truth = GroundTruth(
-            scenario=self.name, kind=type(self).__name__, description=description,
-            expect_alert=self.expect_alert, series=frozenset(series),
-            onset=ctx.day_ts(first_day), end=ctx.day_ts(last_day + 1),
-            max_severity_allowed=self.max_severity_allowed, plot_series=plot,
+            scenario=self.name,
+            kind=type(self).__name__,
+            description=description,
+            expect_alert=self.expect_alert,
+            series=frozenset(series),
+            onset=ctx.day_ts(first_day),
+            end=ctx.day_ts(last_day + 1),
+            max_severity_allowed=self.max_severity_allowed,
+            plot_series=plot,
             details=details,
         )
         self._truth = truth
         return truth
 
 
-def _daily_counts(rng: np.random.Generator, ctx: StreamContext, hs6: str,
-                  days: range, rate: Callable[[int], float]) -> list[tuple[int, int]]:
+def _daily_counts(
+    rng: np.random.Generator,
+    ctx: StreamContext,
+    hs6: str,
+    days: range,
+    rate: Callable[[int], float],
+) -> list[tuple[int, int]]:
     """Poisson count per day of a rate (per average day) times that day's seasonality."""
     out = []
     for day in days:
@@ -202,9 +225,17 @@ def _daily_counts(rng: np.random.Generator, ctx: StreamContext, hs6: str,
     return out
 
 
-def _reexports(ctx: StreamContext, rng: np.random.Generator, inflow: list[TradeDeclaration],
-               hub: str, destination: str, hs6: str, lag_days: int, share: float,
-               markup: float = 1.1) -> list[TradeDeclaration]:
+def _reexports(
+    ctx: StreamContext,
+    rng: np.random.Generator,
+    inflow: list[TradeDeclaration],
+    hub: str,
+    destination: str,
+    hs6: str,
+    lag_days: int,
+    share: float,
+    markup: float = 1.1,
+) -> list[TradeDeclaration]:
     """The hub's consignees re-export ``share`` of what they received ``lag_days``
     (+0..2) later, consolidated per consignee and day, at a ``markup`` on value."""
     by: dict[tuple[int, str], list[TradeDeclaration]] = {}
@@ -220,9 +251,19 @@ def _reexports(ctx: StreamContext, rng: np.random.Generator, inflow: list[TradeD
             ship_day += 1
         mass = sum(d.net_mass_kg for d in got) * share
         value = sum(d.statistical_value_eur for d in got) * share * markup
-        out += ctx.declarations(hub, destination, hs6, ship_day, 1, rng, exporter=firm,
-                                consignee=buyers[int(rng.integers(0, len(buyers)))],
-                                masses=[mass], values=[value], procedure="3151")
+        out += ctx.declarations(
+            hub,
+            destination,
+            hs6,
+            ship_day,
+            1,
+            rng,
+            exporter=firm,
+            consignee=buyers[int(rng.integers(0, len(buyers)))],
+            masses=[mass],
+            values=[value],
+            procedure="3151",
+        )
     return out
 
 
@@ -257,22 +298,43 @@ class SuddenSpike(Scenario):
         for day, n in _daily_counts(rng, ctx, self.hs6, days, lambda _d: rate):
             for _ in range(n):
                 inflow += ctx.declarations(
-                    self.origin, self.hub, self.hs6, day, 1, rng,
+                    self.origin,
+                    self.hub,
+                    self.hs6,
+                    day,
+                    1,
+                    rng,
                     exporter=exporters[int(rng.integers(0, len(exporters)))],
-                    consignee=new_buyers[int(rng.integers(0, len(new_buyers)))])
-        outflow = _reexports(ctx, rng, inflow, self.hub, self.destination, self.hs6,
-                             self.lag_days, self.pass_through)
-        series = (_keys(self.origin, self.hub, self.hs6) | _keys(self.hub, self.destination, self.hs6)
-                  | _passthrough_key(self.origin, self.hub, self.hs6))
-        last = max([self.onset_day + self.duration_days - 1]
-                   + [int((d.declared_ts - ctx.config.start_ts) // _DAY) for d in outflow])
+                    consignee=new_buyers[int(rng.integers(0, len(new_buyers)))],
+                )
+        outflow = _reexports(
+            ctx, rng, inflow, self.hub, self.destination, self.hs6, self.lag_days, self.pass_through
+        )
+        series = (
+            _keys(self.origin, self.hub, self.hs6)
+            | _keys(self.hub, self.destination, self.hs6)
+            | _passthrough_key(self.origin, self.hub, self.hs6)
+        )
+        last = max(
+            [self.onset_day + self.duration_days - 1]
+            + [int((d.declared_ts - ctx.config.start_ts) // _DAY) for d in outflow]
+        )
         truth = self._truth_for(
-            ctx, f"{self.hs6} {self.origin}->{self.hub} x{self.factor:g}+ from day {self.onset_day}, "
-                 f"{self.pass_through:.0%} re-exported {self.hub}->{self.destination} after ~{self.lag_days} days",
-            series, self.onset_day, last,
-            (f"hs6:{self.origin}>{self.hub}:{self.hs6}", f"hs6:{self.hub}>{self.destination}:{self.hs6}"),
-            base_per_day=base, injected_per_day=rate,
-            effective_factor=(rate + base) / base if base else math.inf)
+            ctx,
+            f"{self.hs6} {self.origin}->{self.hub} x{self.factor:g}+ from day {self.onset_day}, "
+            f"{self.pass_through:.0%} re-exported {self.hub}->{self.destination} "
+            f"after ~{self.lag_days} days",
+            series,
+            self.onset_day,
+            last,
+            (
+                f"hs6:{self.origin}>{self.hub}:{self.hs6}",
+                f"hs6:{self.hub}>{self.destination}:{self.hs6}",
+            ),
+            base_per_day=base,
+            injected_per_day=rate,
+            effective_factor=(rate + base) / base if base else None,
+        )
         truth.add(inflow + outflow)
         return Effect(extra=inflow + outflow, truth=truth)
 
@@ -305,27 +367,53 @@ class RouteShift(Scenario):
         for day, n in _daily_counts(rng, ctx, self.hs6, days, lambda _d: rate):
             for _ in range(n):
                 inflow += ctx.declarations(
-                    self.origin, self.hub, self.hs6, day, 1, rng,
+                    self.origin,
+                    self.hub,
+                    self.hs6,
+                    day,
+                    1,
+                    rng,
                     exporter=exporters[int(rng.integers(0, len(exporters)))],
                     consignee=buyers[int(rng.integers(0, len(buyers)))],
-                    value_factor=self.price_premium)
-        outflow = _reexports(ctx, rng, inflow, self.hub, self.destination, self.hs6,
-                             self.lag_days, self.pass_through)
-        removal = Removal(LaneMatch(frozenset({self.origin}), frozenset({self.destination}),
-                                    frozenset({self.hs6})),
-                          self.onset_day, self.onset_day + self.duration_days, keep=1 - self.share)
-        series = (_keys(self.origin, self.hub, self.hs6) | _keys(self.hub, self.destination, self.hs6)
-                  | _keys(self.origin, self.destination, self.hs6)
-                  | _passthrough_key(self.origin, self.hub, self.hs6))
-        last = max([self.onset_day + self.duration_days - 1]
-                   + [int((d.declared_ts - ctx.config.start_ts) // _DAY) for d in outflow])
+                    value_factor=self.price_premium,
+                )
+        outflow = _reexports(
+            ctx, rng, inflow, self.hub, self.destination, self.hs6, self.lag_days, self.pass_through
+        )
+        removal = Removal(
+            LaneMatch(
+                frozenset({self.origin}), frozenset({self.destination}), frozenset({self.hs6})
+            ),
+            self.onset_day,
+            self.onset_day + self.duration_days,
+            keep=1 - self.share,
+        )
+        series = (
+            _keys(self.origin, self.hub, self.hs6)
+            | _keys(self.hub, self.destination, self.hs6)
+            | _keys(self.origin, self.destination, self.hs6)
+            | _passthrough_key(self.origin, self.hub, self.hs6)
+        )
+        last = max(
+            [self.onset_day + self.duration_days - 1]
+            + [int((d.declared_ts - ctx.config.start_ts) // _DAY) for d in outflow]
+        )
         truth = self._truth_for(
-            ctx, f"{self.hs6} {self.origin}->{self.destination} direct -{self.share:.0%}, "
-                 f"re-routed via {self.hub} from day {self.onset_day}",
-            series, self.onset_day, last,
-            (f"hs6:{self.origin}>{self.hub}:{self.hs6}", f"hs6:{self.origin}>{self.destination}:{self.hs6}"),
-            direct_per_day=direct, hub_base_per_day=base_hub, injected_per_day=rate,
-            effective_factor=(rate + base_hub) / base_hub if base_hub else math.inf)
+            ctx,
+            f"{self.hs6} {self.origin}->{self.destination} direct -{self.share:.0%}, "
+            f"re-routed via {self.hub} from day {self.onset_day}",
+            series,
+            self.onset_day,
+            last,
+            (
+                f"hs6:{self.origin}>{self.hub}:{self.hs6}",
+                f"hs6:{self.origin}>{self.destination}:{self.hs6}",
+            ),
+            direct_per_day=direct,
+            hub_base_per_day=base_hub,
+            injected_per_day=rate,
+            effective_factor=(rate + base_hub) / base_hub if base_hub else None,
+        )
         truth.add(inflow + outflow)
         return Effect(extra=inflow + outflow, removals=[removal], truth=truth)
 
@@ -348,16 +436,33 @@ class ShellExporter(Scenario):
         series: set[str] = set()
         days = range(self.onset_day, self.onset_day + self.duration_days)
         for hs6 in self.hs6s:
-            series |= _keys(self.origin, self.destination, hs6) | _passthrough_key(self.origin, self.destination, hs6)
-            for day, n in _daily_counts(rng, ctx, hs6, days, lambda _d: self.per_day / len(self.hs6s)):
-                extra += ctx.declarations(self.origin, self.destination, hs6, day, n, rng,
-                                          exporter=shell, mass_factor=self.mass_factor)
+            series |= _keys(self.origin, self.destination, hs6) | _passthrough_key(
+                self.origin, self.destination, hs6
+            )
+            for day, n in _daily_counts(
+                rng, ctx, hs6, days, lambda _d: self.per_day / len(self.hs6s)
+            ):
+                extra += ctx.declarations(
+                    self.origin,
+                    self.destination,
+                    hs6,
+                    day,
+                    n,
+                    rng,
+                    exporter=shell,
+                    mass_factor=self.mass_factor,
+                )
         truth = self._truth_for(
-            ctx, f"new exporter {shell} ships {'/'.join(self.hs6s)} {self.origin}->{self.destination}, "
-                 f"~{self.per_day:g}/day from day {self.onset_day}",
-            series, self.onset_day, self.onset_day + self.duration_days - 1,
+            ctx,
+            f"new exporter {shell} ships {'/'.join(self.hs6s)} {self.origin}->{self.destination}, "
+            f"~{self.per_day:g}/day from day {self.onset_day}",
+            series,
+            self.onset_day,
+            self.onset_day + self.duration_days - 1,
             tuple(f"hs6:{self.origin}>{self.destination}:{h}" for h in self.hs6s[:2]),
-            exporter_id=shell, base_per_day=sum(ctx.rate(self.origin, self.destination, h) for h in self.hs6s))
+            exporter_id=shell,
+            base_per_day=sum(ctx.rate(self.origin, self.destination, h) for h in self.hs6s),
+        )
         truth.add(extra)
         return Effect(extra=extra, truth=truth)
 
@@ -382,16 +487,28 @@ class UnitValueMisdeclaration(Scenario):
         days = range(self.onset_day, self.onset_day + self.duration_days)
         for day, n in _daily_counts(rng, ctx, self.hs6, days, lambda _d: self.per_day):
             if n:
-                extra += ctx.declarations(self.origin, self.destination, self.hs6, day, n, rng,
-                                          exporter=exporter,
-                                          value_factor=rng.uniform(self.low, self.high, n))
+                extra += ctx.declarations(
+                    self.origin,
+                    self.destination,
+                    self.hs6,
+                    day,
+                    n,
+                    rng,
+                    exporter=exporter,
+                    value_factor=rng.uniform(self.low, self.high, n),
+                )
         series = _keys(self.origin, self.destination, self.hs6)
         truth = self._truth_for(
-            ctx, f"{self.hs6} {self.origin}->{self.destination} declared at "
-                 f"{self.low:.0%}-{self.high:.0%} of the usual EUR/kg by {exporter}",
-            series, self.onset_day, self.onset_day + self.duration_days - 1,
+            ctx,
+            f"{self.hs6} {self.origin}->{self.destination} declared at "
+            f"{self.low:.0%}-{self.high:.0%} of the usual EUR/kg by {exporter}",
+            series,
+            self.onset_day,
+            self.onset_day + self.duration_days - 1,
             (f"hs6:{self.origin}>{self.destination}:{self.hs6}",),
-            exporter_id=exporter, usual_eur_per_kg=ctx.product(self.hs6).uv_eur_kg)
+            exporter_id=exporter,
+            usual_eur_per_kg=ctx.product(self.hs6).uv_eur_kg,
+        )
         truth.add(extra)
         return Effect(extra=extra, truth=truth)
 
@@ -422,13 +539,19 @@ class SlowRamp(Scenario):
         for day, n in _daily_counts(rng, ctx, self.hs6, days, rate):
             extra += ctx.declarations(self.origin, self.destination, self.hs6, day, n, rng)
         series = _keys(self.origin, self.destination, self.hs6) | _passthrough_key(
-            self.origin, self.destination, self.hs6)
+            self.origin, self.destination, self.hs6
+        )
         truth = self._truth_for(
-            ctx, f"{self.hs6} {self.origin}->{self.destination} ramps to "
-                 f"x{(extra_final + base) / base if base else math.inf:.0f} over {self.ramp_days} days",
-            series, self.onset_day, self.onset_day + self.ramp_days + self.hold_days - 1,
+            ctx,
+            f"{self.hs6} {self.origin}->{self.destination} ramps to "
+            f"x{(extra_final + base) / base if base else math.inf:.0f} over {self.ramp_days} days",
+            series,
+            self.onset_day,
+            self.onset_day + self.ramp_days + self.hold_days - 1,
             (f"hs6:{self.origin}>{self.destination}:{self.hs6}",),
-            base_per_day=base, final_per_day=extra_final + base)
+            base_per_day=base,
+            final_per_day=extra_final + base,
+        )
         truth.add(extra)
         return Effect(extra=extra, truth=truth)
 
@@ -470,17 +593,24 @@ class SeasonalPeak(_Trap):
         base = ctx.rate(self.origin, self.destination, self.hs6)
 
         def rate(day: int) -> float:
-            return base * (self.amplitude - 1) * math.exp(-0.5 * ((day - peak) / self.width_days) ** 2)
+            return (
+                base * (self.amplitude - 1) * math.exp(-0.5 * ((day - peak) / self.width_days) ** 2)
+            )
 
         extra: list[TradeDeclaration] = []
         for day, n in _daily_counts(rng, ctx, self.hs6, range(peak - half, peak + half + 1), rate):
             extra += ctx.declarations(self.origin, self.destination, self.hs6, day, n, rng)
         truth = self._truth_for(
-            ctx, f"yearly peak of {self.hs6} {self.origin}->{self.destination} "
-                 f"x{self.amplitude:g} around {self.year}-{self.month:02d}-{self.day:02d}",
-            _keys(self.origin, self.destination, self.hs6) | _passthrough_key(self.origin, self.destination, self.hs6),
-            max(peak - half, 0), min(peak + half, ctx.config.days - 1),
-            (f"hs6:{self.origin}>{self.destination}:{self.hs6}",), base_per_day=base)
+            ctx,
+            f"yearly peak of {self.hs6} {self.origin}->{self.destination} "
+            f"x{self.amplitude:g} around {self.year}-{self.month:02d}-{self.day:02d}",
+            _keys(self.origin, self.destination, self.hs6)
+            | _passthrough_key(self.origin, self.destination, self.hs6),
+            max(peak - half, 0),
+            min(peak + half, ctx.config.days - 1),
+            (f"hs6:{self.origin}>{self.destination}:{self.hs6}",),
+            base_per_day=base,
+        )
         truth.add(extra)
         return Effect(extra=extra, truth=truth)
 
@@ -499,18 +629,37 @@ class OneOffLegitShipment(_Trap):
         rng = ctx.rng(self.name)
         prod = ctx.product(self.hs6)
         # mean value of one declaration of a log-normal mass and unit value
-        mean_decl = prod.mass_kg * math.exp(prod.mass_sigma**2 / 2) * prod.uv_eur_kg * math.exp(prod.uv_sigma**2 / 2)
+        mean_decl = (
+            prod.mass_kg
+            * math.exp(prod.mass_sigma**2 / 2)
+            * prod.uv_eur_kg
+            * math.exp(prod.uv_sigma**2 / 2)
+        )
         daily = max(ctx.rate(self.origin, self.destination, self.hs6), 1.0) * mean_decl
         value = self.value_multiple * daily
         mass = value / prod.uv_eur_kg
-        extra = ctx.declarations(self.origin, self.destination, self.hs6, self.onset_day, 1, rng,
-                                 exporter=ctx.exporter_ids(self.origin, self.hs6)[0],
-                                 masses=[mass], values=[value])
+        extra = ctx.declarations(
+            self.origin,
+            self.destination,
+            self.hs6,
+            self.onset_day,
+            1,
+            rng,
+            exporter=ctx.exporter_ids(self.origin, self.hs6)[0],
+            masses=[mass],
+            values=[value],
+        )
         truth = self._truth_for(
-            ctx, f"one {value / 1e6:.1f}m EUR declaration of {self.hs6} {self.origin}->{self.destination}",
-            _keys(self.origin, self.destination, self.hs6) | _passthrough_key(self.origin, self.destination, self.hs6),
-            self.onset_day, self.onset_day, (f"hs6:{self.origin}>{self.destination}:{self.hs6}",),
-            value_eur=value)
+            ctx,
+            f"one {value / 1e6:.1f}m EUR declaration of {self.hs6} "
+            f"{self.origin}->{self.destination}",
+            _keys(self.origin, self.destination, self.hs6)
+            | _passthrough_key(self.origin, self.destination, self.hs6),
+            self.onset_day,
+            self.onset_day,
+            (f"hs6:{self.origin}>{self.destination}:{self.hs6}",),
+            value_eur=value,
+        )
         truth.add(extra)
         return Effect(extra=extra, truth=truth)
 
@@ -532,15 +681,28 @@ class NewOrdinaryPartner(_Trap):
         extra: list[TradeDeclaration] = []
         days = range(self.onset_day, ctx.config.days)
         for day, n in _daily_counts(rng, ctx, self.hs6, days, lambda _d: self.per_day):
-            extra += ctx.declarations(self.origin, self.destination, self.hs6, day, n, rng,
-                                      exporter=exporter, consignee=consignee)
+            extra += ctx.declarations(
+                self.origin,
+                self.destination,
+                self.hs6,
+                day,
+                n,
+                rng,
+                exporter=exporter,
+                consignee=consignee,
+            )
         truth = self._truth_for(
-            ctx, f"new ordinary exporter {exporter}: {self.hs6} {self.origin}->{self.destination} "
-                 f"~{self.per_day:g}/day from day {self.onset_day}",
-            _keys(self.origin, self.destination, self.hs6) | _passthrough_key(self.origin, self.destination, self.hs6),
-            self.onset_day, ctx.config.days - 1,
+            ctx,
+            f"new ordinary exporter {exporter}: {self.hs6} {self.origin}->{self.destination} "
+            f"~{self.per_day:g}/day from day {self.onset_day}",
+            _keys(self.origin, self.destination, self.hs6)
+            | _passthrough_key(self.origin, self.destination, self.hs6),
+            self.onset_day,
+            ctx.config.days - 1,
             (f"hs6:{self.origin}>{self.destination}:{self.hs6}",),
-            exporter_id=exporter, base_per_day=ctx.rate(self.origin, self.destination, self.hs6))
+            exporter_id=exporter,
+            base_per_day=ctx.rate(self.origin, self.destination, self.hs6),
+        )
         truth.add(extra)
         return Effect(extra=extra, truth=truth)
 
@@ -567,10 +729,16 @@ class DataGapCatchUp(_Trap):
             series |= _keys(lane.origin, lane.destination, lane.hs6)
             series |= _passthrough_key(lane.origin, lane.destination, lane.hs6)
         truth = self._truth_for(
-            ctx, f"partition {p} of {self.partitions} ({', '.join(sorted(codes))}) silent for "
-                 f"{self.gap_days} days from day {self.onset_day}, backlog lodged on day {catch_up}",
-            series, self.onset_day, catch_up,
-            (f"hs6:DE>RU:{self.anchor_hs6}",), partition=p, hs6_codes=sorted(codes))
+            ctx,
+            f"partition {p} of {self.partitions} ({', '.join(sorted(codes))}) silent for "
+            f"{self.gap_days} days from day {self.onset_day}, backlog lodged on day {catch_up}",
+            series,
+            self.onset_day,
+            catch_up,
+            (f"hs6:DE>RU:{self.anchor_hs6}",),
+            partition=p,
+            hs6_codes=sorted(codes),
+        )
         # The trap covers a whole partition (hundreds of series): attribute to it only
         # what the burst can cause -- the catch-up window and the two after it (a CUSUM
         # needs two) -- not every background alert on those series for a week.
@@ -580,8 +748,14 @@ class DataGapCatchUp(_Trap):
             truth.declaration_ids.append(d.declaration_id)
             truth.declaration_ts.append(d.declared_ts)
 
-        removal = Removal(LaneMatch(hs6=codes), self.onset_day, catch_up, keep=0.0,
-                          restamp_day=catch_up, on_moved=moved)
+        removal = Removal(
+            LaneMatch(hs6=codes),
+            self.onset_day,
+            catch_up,
+            keep=0.0,
+            restamp_day=catch_up,
+            on_moved=moved,
+        )
         return Effect(removals=[removal], truth=truth)
 
     def hs6_codes(self) -> frozenset[str]:
@@ -608,46 +782,111 @@ class ScenarioSet:
         return SyntheticStream(self.config, self.scenarios)
 
 
-#: name -> (factory, default onset day in the *small* stream). Onset days are
-#: overridable; SeasonalPeak is placed by date instead.
+#: name -> factory. Default onset days suit the small stream (120 days); every field
+#: can be overridden (``scenario_by_name(name, onset_day=..)``); SeasonalPeak is
+#: placed by date instead.
 _CATALOGUE: dict[str, Callable[..., Scenario]] = {
-    "ic_spike_de_kg_ru": lambda **kw: SuddenSpike(**{"name": "ic_spike_de_kg_ru", "onset_day": 84, **kw}),
-    "memory_spike_de_am_ru": lambda **kw: SuddenSpike(**{
-        "name": "memory_spike_de_am_ru", "onset_day": 84, "origin": "DE", "hub": "AM",
-        "hs6": "854232", **kw}),
-    "ic_spike_us_kz_ru": lambda **kw: SuddenSpike(**{
-        "name": "ic_spike_us_kz_ru", "onset_day": 84, "origin": "US", "hub": "KZ",
-        "hs6": "854239", **kw}),
-    "router_spike_fr_ge_ru": lambda **kw: SuddenSpike(**{
-        "name": "router_spike_fr_ge_ru", "onset_day": 84, "origin": "FR", "hub": "GE",
-        "hs6": "851762", **kw}),
-    "bearings_route_shift_it_am_ru": lambda **kw: RouteShift(**{
-        "name": "bearings_route_shift_it_am_ru", "onset_day": 80, **kw}),
-    "cnc_route_shift_de_kz_ru": lambda **kw: RouteShift(**{
-        "name": "cnc_route_shift_de_kz_ru", "onset_day": 80, "origin": "DE", "hub": "KZ",
-        "hs6": "846693", **kw}),
-    "shell_exporter_pl_kz": lambda **kw: ShellExporter(**{
-        "name": "shell_exporter_pl_kz", "onset_day": 88, **kw}),
-    "shell_exporter_cn_kg": lambda **kw: ShellExporter(**{
-        "name": "shell_exporter_cn_kg", "onset_day": 88, "origin": "CN", "destination": "KG",
-        "hs6s": ("854231",), **kw}),
-    "chip_undervalue_nl_ae": lambda **kw: UnitValueMisdeclaration(**{
-        "name": "chip_undervalue_nl_ae", "onset_day": 86, **kw}),
-    "chip_undervalue_de_tr": lambda **kw: UnitValueMisdeclaration(**{
-        "name": "chip_undervalue_de_tr", "onset_day": 86, "origin": "DE", "destination": "TR",
-        "hs6": "854239", **kw}),
-    "gnss_slow_ramp_lt_uz": lambda **kw: SlowRamp(**{
-        "name": "gnss_slow_ramp_lt_uz", "onset_day": 30, "ramp_days": 60, "hold_days": 20, **kw}),
-    "trap_roses_8march_nl_kz": lambda **kw: SeasonalPeak(**{"name": "trap_roses_8march_nl_kz", **kw}),
-    "trap_toys_newyear_de_kz": lambda **kw: SeasonalPeak(**{
-        "name": "trap_toys_newyear_de_kz", "origin": "DE", "destination": "KZ", "hs6": "950300",
-        "year": 2021, "month": 12, "day": 3, "width_days": 9.0, "amplitude": 2.5, **kw}),
-    "trap_oneoff_vehicle_parts_de_uz": lambda **kw: OneOffLegitShipment(**{
-        "name": "trap_oneoff_vehicle_parts_de_uz", "onset_day": 95, **kw}),
-    "trap_new_partner_furniture_it_ge": lambda **kw: NewOrdinaryPartner(**{
-        "name": "trap_new_partner_furniture_it_ge", "onset_day": 90, **kw}),
-    "trap_data_gap_partition": lambda **kw: DataGapCatchUp(**{
-        "name": "trap_data_gap_partition", "onset_day": 100, **kw}),
+    "ic_spike_de_kg_ru": lambda **kw: SuddenSpike(
+        **{"name": "ic_spike_de_kg_ru", "onset_day": 84, **kw}
+    ),
+    "memory_spike_de_am_ru": lambda **kw: SuddenSpike(
+        **{
+            "name": "memory_spike_de_am_ru",
+            "onset_day": 84,
+            "origin": "DE",
+            "hub": "AM",
+            "hs6": "854232",
+            **kw,
+        }
+    ),
+    "ic_spike_us_kz_ru": lambda **kw: SuddenSpike(
+        **{
+            "name": "ic_spike_us_kz_ru",
+            "onset_day": 84,
+            "origin": "US",
+            "hub": "KZ",
+            "hs6": "854239",
+            **kw,
+        }
+    ),
+    "router_spike_fr_ge_ru": lambda **kw: SuddenSpike(
+        **{
+            "name": "router_spike_fr_ge_ru",
+            "onset_day": 84,
+            "origin": "FR",
+            "hub": "GE",
+            "hs6": "851762",
+            **kw,
+        }
+    ),
+    "bearings_route_shift_it_am_ru": lambda **kw: RouteShift(
+        **{"name": "bearings_route_shift_it_am_ru", "onset_day": 80, **kw}
+    ),
+    "cnc_route_shift_de_kz_ru": lambda **kw: RouteShift(
+        **{
+            "name": "cnc_route_shift_de_kz_ru",
+            "onset_day": 80,
+            "origin": "DE",
+            "hub": "KZ",
+            "hs6": "846693",
+            **kw,
+        }
+    ),
+    "shell_exporter_pl_kz": lambda **kw: ShellExporter(
+        **{"name": "shell_exporter_pl_kz", "onset_day": 88, **kw}
+    ),
+    "shell_exporter_cn_kg": lambda **kw: ShellExporter(
+        **{
+            "name": "shell_exporter_cn_kg",
+            "onset_day": 88,
+            "origin": "CN",
+            "destination": "KG",
+            "hs6s": ("854231",),
+            **kw,
+        }
+    ),
+    "chip_undervalue_nl_ae": lambda **kw: UnitValueMisdeclaration(
+        **{"name": "chip_undervalue_nl_ae", "onset_day": 86, **kw}
+    ),
+    "chip_undervalue_de_tr": lambda **kw: UnitValueMisdeclaration(
+        **{
+            "name": "chip_undervalue_de_tr",
+            "onset_day": 86,
+            "origin": "DE",
+            "destination": "TR",
+            "hs6": "854239",
+            **kw,
+        }
+    ),
+    "gnss_slow_ramp_lt_uz": lambda **kw: SlowRamp(
+        **{"name": "gnss_slow_ramp_lt_uz", "onset_day": 30, "ramp_days": 60, "hold_days": 20, **kw}
+    ),
+    "trap_roses_8march_nl_kz": lambda **kw: SeasonalPeak(
+        **{"name": "trap_roses_8march_nl_kz", **kw}
+    ),
+    "trap_toys_newyear_de_kz": lambda **kw: SeasonalPeak(
+        **{
+            "name": "trap_toys_newyear_de_kz",
+            "origin": "DE",
+            "destination": "KZ",
+            "hs6": "950300",
+            "year": 2021,
+            "month": 12,
+            "day": 3,
+            "width_days": 9.0,
+            "amplitude": 2.5,
+            **kw,
+        }
+    ),
+    "trap_oneoff_vehicle_parts_de_uz": lambda **kw: OneOffLegitShipment(
+        **{"name": "trap_oneoff_vehicle_parts_de_uz", "onset_day": 95, **kw}
+    ),
+    "trap_new_partner_furniture_it_ge": lambda **kw: NewOrdinaryPartner(
+        **{"name": "trap_new_partner_furniture_it_ge", "onset_day": 90, **kw}
+    ),
+    "trap_data_gap_partition": lambda **kw: DataGapCatchUp(
+        **{"name": "trap_data_gap_partition", "onset_day": 100, **kw}
+    ),
 }
 
 
@@ -675,12 +914,14 @@ def small_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioSet
     the 24 Feb 2022 invasion and two traps. Runs offline in seconds."""
     import datetime as dt
 
-    config = StreamConfig(seed=seed, start=dt.date(2021, 12, 6), days=120, daily_declarations=1000.0)
+    config = StreamConfig(
+        seed=seed, start=dt.date(2021, 12, 6), days=120, daily_declarations=1000.0
+    )
     scenarios = [
-        scenario_by_name("bearings_route_shift_it_am_ru", onset_day=80),   # 2022-02-24
-        scenario_by_name("ic_spike_de_kg_ru", onset_day=84),               # 2022-02-28
-        scenario_by_name("shell_exporter_pl_kz", onset_day=88),            # 2022-03-04
-        scenario_by_name("trap_roses_8march_nl_kz", year=2022),           # peak 2022-03-04
+        scenario_by_name("bearings_route_shift_it_am_ru", onset_day=80),  # 2022-02-24
+        scenario_by_name("ic_spike_de_kg_ru", onset_day=84),  # 2022-02-28
+        scenario_by_name("shell_exporter_pl_kz", onset_day=88),  # 2022-03-04
+        scenario_by_name("trap_roses_8march_nl_kz", year=2022),  # peak 2022-03-04
         scenario_by_name("trap_data_gap_partition", onset_day=100, partitions=partitions),
     ]
     return ScenarioSet("small", config, scenarios)
@@ -700,7 +941,9 @@ def default_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioS
         return (dt.date(y, m, day) - start).days
 
     scenarios = [
-        scenario_by_name("gnss_slow_ramp_lt_uz", onset_day=d(2022, 1, 10), ramp_days=120, hold_days=30),
+        scenario_by_name(
+            "gnss_slow_ramp_lt_uz", onset_day=d(2022, 1, 10), ramp_days=120, hold_days=30
+        ),
         scenario_by_name("bearings_route_shift_it_am_ru", onset_day=d(2022, 3, 1)),
         scenario_by_name("ic_spike_de_kg_ru", onset_day=d(2022, 3, 14)),
         scenario_by_name("cnc_route_shift_de_kz_ru", onset_day=d(2022, 3, 21)),
@@ -716,6 +959,8 @@ def default_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioS
         scenario_by_name("trap_toys_newyear_de_kz", year=2021),
         scenario_by_name("trap_new_partner_furniture_it_ge", onset_day=d(2022, 3, 7)),
         scenario_by_name("trap_oneoff_vehicle_parts_de_uz", onset_day=d(2022, 4, 20)),
-        scenario_by_name("trap_data_gap_partition", onset_day=d(2021, 10, 11), partitions=partitions),
+        scenario_by_name(
+            "trap_data_gap_partition", onset_day=d(2021, 10, 11), partitions=partitions
+        ),
     ]
     return ScenarioSet("full", config, scenarios)

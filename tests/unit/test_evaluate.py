@@ -1,4 +1,4 @@
-"""The scorecard: arithmetic on hand-made alerts, then the small scenario set against its targets."""
+"""The scorecard: arithmetic on hand-made alerts, then the small set against its targets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import types
 
 import pytest
 
-from streams.events import AlertEvidence, AlertSeries, TradeAlert
 from streams.evaluate import (
     TARGETS,
     RecordsWithTruth,
@@ -21,6 +20,7 @@ from streams.evaluate import (
     score,
     write_png,
 )
+from streams.events import AlertEvidence, AlertSeries, TradeAlert
 from streams.synth.scenarios import GroundTruth
 
 DAY = 86_400.0
@@ -31,52 +31,108 @@ def at(day: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(day * DAY, tz=dt.UTC)
 
 
-def alert(detector: str, key: str, day: int, severity: str = "critical",
-          ids: list[str] | None = None, observed: float = 1e5) -> TradeAlert:
+def alert(
+    detector: str,
+    key: str,
+    day: int,
+    severity: str = "critical",
+    ids: list[str] | None = None,
+    observed: float = 1e5,
+) -> TradeAlert:
     level, route, product = key.split(":")
     origin, dest = route.split(">")
     return TradeAlert(
-        alert_id=f"{detector}-{key}-{day}", detector=detector, severity=severity,  # type: ignore[arg-type]
-        score=0.99, threshold=0.9,
-        series=AlertSeries(key=key, level=level, origin_country=origin,  # type: ignore[arg-type]
-                           destination_country=dest, transit_country="none",
-                           product_code=product, chpl_tier="none"),
-        window_start=at(day), window_end=at(day + 1),
-        evidence=AlertEvidence(observed=observed, expected=1e3, expected_low=10.0,
-                               expected_high=1e4, unit="EUR", declaration_count=1,
-                               declaration_ids=ids or []),
-        summary="test", emitted_at=at(day + 1),
+        alert_id=f"{detector}-{key}-{day}",
+        detector=detector,
+        severity=severity,  # type: ignore[arg-type]
+        score=0.99,
+        threshold=0.9,
+        series=AlertSeries(
+            key=key,
+            level=level,
+            origin_country=origin,  # type: ignore[arg-type]
+            destination_country=dest,
+            transit_country="none",
+            product_code=product,
+            chpl_tier="none",
+        ),
+        window_start=at(day),
+        window_end=at(day + 1),
+        evidence=AlertEvidence(
+            observed=observed,
+            expected=1e3,
+            expected_low=10.0,
+            expected_high=1e4,
+            unit="EUR",
+            declaration_count=1,
+            declaration_ids=ids or [],
+        ),
+        summary="test",
+        emitted_at=at(day + 1),
     )
 
 
-def truth(name: str, kind: str, series: set[str], onset_day: int, end_day: int,
-          ids: dict[str, float], expect: bool = True) -> GroundTruth:
+def truth(
+    name: str,
+    kind: str,
+    series: set[str],
+    onset_day: int,
+    end_day: int,
+    ids: dict[str, float],
+    expect: bool = True,
+) -> GroundTruth:
     return GroundTruth(
-        scenario=name, kind=kind, description=name, expect_alert=expect, series=frozenset(series),
-        onset=onset_day * DAY, end=end_day * DAY, declaration_ids=list(ids),
-        declaration_ts=list(ids.values()), max_severity_allowed=None if expect else "low",
+        scenario=name,
+        kind=kind,
+        description=name,
+        expect_alert=expect,
+        series=frozenset(series),
+        onset=onset_day * DAY,
+        end=end_day * DAY,
+        declaration_ids=list(ids),
+        declaration_ts=list(ids.values()),
+        max_severity_allowed=None if expect else "low",
         plot_series=(sorted(series)[0],),
     )
 
 
 @pytest.fixture()
 def hand() -> tuple[list[TradeAlert], list[GroundTruth]]:
-    e1 = truth("spike", "SuddenSpike", {"hs6:DE>KG:854231", "tier:DE>KG:T1"}, 10, 20,
-               {"a1": 10 * DAY + 3600, "a2": 10 * DAY + 5 * 3600, "a3": 11 * DAY + 60,
-                "a4": 12 * DAY, "a5": 13 * DAY})
-    e2 = truth("shift", "RouteShift", {"hs6:IT>AM:848210"}, 30, 40,
-               {"b1": 30 * DAY + 100, "b2": 31 * DAY + 100})
-    t1 = truth("peak", "SeasonalPeak", {"hs6:NL>KZ:060311"}, 50, 55, {"t1": 50 * DAY + 10}, expect=False)
+    e1 = truth(
+        "spike",
+        "SuddenSpike",
+        {"hs6:DE>KG:854231", "tier:DE>KG:T1"},
+        10,
+        20,
+        {
+            "a1": 10 * DAY + 3600,
+            "a2": 10 * DAY + 5 * 3600,
+            "a3": 11 * DAY + 60,
+            "a4": 12 * DAY,
+            "a5": 13 * DAY,
+        },
+    )
+    e2 = truth(
+        "shift",
+        "RouteShift",
+        {"hs6:IT>AM:848210"},
+        30,
+        40,
+        {"b1": 30 * DAY + 100, "b2": 31 * DAY + 100},
+    )
+    t1 = truth(
+        "peak", "SeasonalPeak", {"hs6:NL>KZ:060311"}, 50, 55, {"t1": 50 * DAY + 10}, expect=False
+    )
     alerts = [
-        alert("spike", "hs6:DE>KG:854231", 11),                              # 0 tp (E1), delay 1
-        alert("novelty", "hs6:DE>KG:854231", 10, ids=["zzz"]),               # 1 fp: background decl
-        alert("novelty", "hs6:DE>KG:854231", 10, ids=["a2"]),                # 2 tp: E1's first
-        alert("spike", "hs6:DE>KG:854231", 5),                               # 3 fp: before onset
-        alert("spike", "hs6:NL>KZ:060311", 51, severity="low"),              # 4 tolerated
-        alert("changepoint", "hs6:NL>KZ:060311", 52, severity="high"),       # 5 trap_fp, high
-        alert("spike", "hs6:FR>US:090121", 60, severity="medium"),           # 6 fp: background
-        alert("spike", "tier:DE>KG:T1", 26),                                 # 7 tp: end + 7 days
-        alert("spike", "tier:DE>KG:T1", 28),                                 # 8 fp: after tolerance
+        alert("spike", "hs6:DE>KG:854231", 11),  # 0 tp (E1), delay 1
+        alert("novelty", "hs6:DE>KG:854231", 10, ids=["zzz"]),  # 1 fp: background decl
+        alert("novelty", "hs6:DE>KG:854231", 10, ids=["a2"]),  # 2 tp: E1's first
+        alert("spike", "hs6:DE>KG:854231", 5),  # 3 fp: before onset
+        alert("spike", "hs6:NL>KZ:060311", 51, severity="low"),  # 4 tolerated
+        alert("changepoint", "hs6:NL>KZ:060311", 52, severity="high"),  # 5 trap_fp, high
+        alert("spike", "hs6:FR>US:090121", 60, severity="medium"),  # 6 fp: background
+        alert("spike", "tier:DE>KG:T1", 26),  # 7 tp: end + 7 days
+        alert("spike", "tier:DE>KG:T1", 28),  # 8 fp: after tolerance
     ]
     return alerts, [e1, e2, t1]
 
@@ -85,7 +141,14 @@ def test_labels_precision_recall_and_false_alert_rate(hand) -> None:
     alerts, truths = hand
     card = score(alerts, truths, declarations=100_007, roles=ROLES)
     assert card.labels == ["tp", "fp", "tp", "fp", "tolerated", "trap_fp", "fp", "tp", "fp"]
-    assert card.counts == {"tp": 3, "fp": 4, "trap_fp": 1, "tolerated": 1, "probation": 0, "total": 9}
+    assert card.counts == {
+        "tp": 3,
+        "fp": 4,
+        "trap_fp": 1,
+        "tolerated": 1,
+        "probation": 0,
+        "total": 9,
+    }
     assert card.precision == pytest.approx(3 / 8)
     assert card.precision_strict == pytest.approx(3 / 9)
     assert card.recall == pytest.approx(0.5)
@@ -135,15 +198,24 @@ def test_undetected_spike_makes_the_median_delay_infinite(hand) -> None:
     card = score([], truths, declarations=10, roles=ROLES)
     assert card.precision is None and card.recall == 0.0
     assert card.median_spike_delay_windows == float("inf")
-    assert card.targets_met() == {"recall": False, "precision": False,
-                                  "no_high_severity_on_traps": True, "spike_delay": False}
+    assert card.targets_met() == {
+        "recall": False,
+        "precision": False,
+        "no_high_severity_on_traps": True,
+        "spike_delay": False,
+    }
 
 
 def test_spike_delay_is_a_median_over_spike_scenarios() -> None:
-    truths = [truth(f"s{i}", "SuddenSpike", {f"hs6:DE>KG:85423{i}"}, 10, 20, {f"x{i}": 10 * DAY})
-              for i in range(3)]
-    alerts = [alert("spike", "hs6:DE>KG:854230", 10), alert("spike", "hs6:DE>KG:854231", 12),
-              alert("spike", "hs6:DE>KG:854232", 15)]
+    truths = [
+        truth(f"s{i}", "SuddenSpike", {f"hs6:DE>KG:85423{i}"}, 10, 20, {f"x{i}": 10 * DAY})
+        for i in range(3)
+    ]
+    alerts = [
+        alert("spike", "hs6:DE>KG:854230", 10),
+        alert("spike", "hs6:DE>KG:854231", 12),
+        alert("spike", "hs6:DE>KG:854232", 15),
+    ]
     card = score(alerts, truths, declarations=10, roles=ROLES)
     assert [r.delay_windows for r in card.rows] == [0, 2, 5]
     assert card.median_spike_delay_windows == statistics.median([0, 2, 5])
@@ -152,10 +224,17 @@ def test_spike_delay_is_a_median_over_spike_scenarios() -> None:
 def test_json_and_table_and_png(hand, tmp_path) -> None:
     alerts, truths = hand
     card = score(alerts, truths, declarations=100_007, roles=ROLES, set_name="hand")
-    card.daily_values = {"hs6:DE>KG:854231": {d: 1e3 * (10 if d >= 10 else 1) for d in range(0, 40)}}
+    card.daily_values = {
+        "hs6:DE>KG:854231": {d: 1e3 * (10 if d >= 10 else 1) for d in range(0, 40)}
+    }
     data = json.loads(card.to_json())
-    for key in ("precision", "recall", "false_alerts_per_100k_benign", "high_severity_alerts_on_traps",
-                "scenarios"):
+    for key in (
+        "precision",
+        "recall",
+        "false_alerts_per_100k_benign",
+        "high_severity_alerts_on_traps",
+        "scenarios",
+    ):
         assert key in data
     assert len(data["scenarios"]) == 3 and data["scenarios"][0]["scenario"] == "spike"
     assert data["median_spike_delay_windows"] == 0
@@ -179,7 +258,9 @@ def test_kafka_mode_goes_through_run_through_kafka(monkeypatch, hand) -> None:
     monkeypatch.setitem(sys.modules, "streams.evaluate_kafka", module)
     from streams.config import Settings
 
-    card = evaluate(RecordsWithTruth("hand", iter([b"{}", b"{}"]), truths), Settings(), mode="kafka")
+    card = evaluate(
+        RecordsWithTruth("hand", iter([b"{}", b"{}"]), truths), Settings(), mode="kafka"
+    )
     assert seen["records"] == [b"{}", b"{}"]
     assert card.mode == "kafka" and card.counts["tp"] == 1 and card.declarations == 2
 
@@ -207,7 +288,9 @@ def test_small_set_runs_clean(small_card) -> None:
 
 def test_small_set_recall(small_card) -> None:
     missed = [r.scenario for r in small_card.rows if r.expect_alert and not r.detected]
-    assert small_card.recall >= TARGETS["recall_min"], f"missed: {missed}\n{format_table(small_card)}"
+    assert small_card.recall >= TARGETS["recall_min"], (
+        f"missed: {missed}\n{format_table(small_card)}"
+    )
 
 
 def test_small_set_precision(small_card) -> None:
@@ -229,12 +312,20 @@ def test_main_prints_and_writes(tmp_path, capsys, monkeypatch, hand) -> None:
     import streams.evaluate as ev
 
     alerts, truths = hand
-    monkeypatch.setattr(ev, "labelled_stream",
-                        lambda *a, **k: RecordsWithTruth("hand", iter([b"x"] * 5), truths))
-    monkeypatch.setattr(ev, "evaluate", lambda labelled, settings, mode: score(
-        alerts, labelled.truths, declarations=100_007, roles=ROLES, set_name="hand", mode=mode))
+    monkeypatch.setattr(
+        ev, "labelled_stream", lambda *a, **k: RecordsWithTruth("hand", iter([b"x"] * 5), truths)
+    )
+    monkeypatch.setattr(
+        ev,
+        "evaluate",
+        lambda labelled, settings, mode: score(
+            alerts, labelled.truths, declarations=100_007, roles=ROLES, set_name="hand", mode=mode
+        ),
+    )
     out = tmp_path / "card.json"
-    code = main(["--set", "small", "--json", str(out), "--png-dir", str(tmp_path / "png"), "--check"])
+    code = main(
+        ["--set", "small", "--json", str(out), "--png-dir", str(tmp_path / "png"), "--check"]
+    )
     assert code == 1  # targets not met on the hand-made alerts
     assert json.loads(out.read_text())["recall"] == 0.5
     assert (tmp_path / "png" / "spike.png").exists()

@@ -56,7 +56,10 @@ def test_every_record_passes_validation_and_ids_are_unique() -> None:
         assert d.exporter_id[:2] == d.exporter_country and d.exporter_id[2:].isdigit()
         assert len(d.declaration_id) == 18 and d.declaration_id[2:4] == d.exporter_country
         assert d.net_mass_kg > 0 and d.statistical_value_eur > 0
-        assert d.exporter_country not in d.transit_route and d.destination_country not in d.transit_route
+        assert (
+            d.exporter_country not in d.transit_route
+            and d.destination_country not in d.transit_route
+        )
 
 
 def test_event_time_order_within_the_configured_days(four_weeks: list) -> None:
@@ -85,7 +88,9 @@ def test_monthly_and_holiday_seasonality() -> None:
     aug = sum(season_factor(dt.date(2021, 8, 9) + dt.timedelta(days=i)) for i in range(7))
     assert xmas < 0.7 * nov and aug < 0.85 * nov
     # pre-holiday peak for consumer goods, not for chips
-    assert season_factor(dt.date(2021, 11, 18), "consumer") > 1.1 * season_factor(dt.date(2021, 11, 18), "chips")
+    assert season_factor(dt.date(2021, 11, 18), "consumer") > 1.1 * season_factor(
+        dt.date(2021, 11, 18), "chips"
+    )
     # averaged over a year the factors are ~1, so daily_declarations is the mean volume
     year = [season_factor(dt.date(2021, 1, 1) + dt.timedelta(days=i)) for i in range(365)]
     assert 0.93 < np.mean(year) < 1.05
@@ -106,8 +111,12 @@ def test_chpl_share_and_onward_legs_are_sane(four_weeks: list) -> None:
     assert 0.05 < chpl < 0.2
     tiers = {chpl_tier(d.hs_code) for d in four_weeks}
     assert {"1", "2", "3A", "3B", "4A", "4B"} <= tiers
-    onward = [d for d in four_weeks if d.exporter_country in TRANSIT_COUNTRIES
-              and d.destination_country in SANCTIONED_DESTINATIONS]
+    onward = [
+        d
+        for d in four_weeks
+        if d.exporter_country in TRANSIT_COUNTRIES
+        and d.destination_country in SANCTIONED_DESTINATIONS
+    ]
     assert 0.02 < len(onward) / len(four_weeks) < 0.12
     assert np.mean([chpl_tier(d.hs_code) is not None for d in onward]) < 0.06  # low ordinary levels
     destinations = {d.destination_country for d in four_weeks}
@@ -117,13 +126,16 @@ def test_chpl_share_and_onward_legs_are_sane(four_weeks: list) -> None:
     assert all(p.hs6 in CHPL_TIERS for p in PRODUCTS if p.sector in ("chips",))
 
 
-@pytest.mark.parametrize(("hs6", "low", "high"), [
-    ("854231", 1500, 6000),   # processors: thousands of EUR per kg
-    ("848210", 10, 50),       # ball bearings
-    ("090121", 3, 8),         # roasted coffee
-    ("610910", 10, 30),       # T-shirts
-    ("940360", 2, 8),         # wooden furniture
-])
+@pytest.mark.parametrize(
+    ("hs6", "low", "high"),
+    [
+        ("854231", 1500, 6000),  # processors: thousands of EUR per kg
+        ("848210", 10, 50),  # ball bearings
+        ("090121", 3, 8),  # roasted coffee
+        ("610910", 10, 30),  # T-shirts
+        ("940360", 2, 8),  # wooden furniture
+    ],
+)
 def test_unit_values_are_plausible(four_weeks: list, hs6: str, low: float, high: float) -> None:
     uv = [d.statistical_value_eur / d.net_mass_kg for d in four_weeks if d.hs_code.startswith(hs6)]
     assert len(uv) >= 20
@@ -151,8 +163,11 @@ def test_write_jsonl_writes_records_and_truth(tmp_path) -> None:
     from streams.synth.scenarios import scenario_by_name
 
     out = tmp_path / "stream.jsonl"
-    summary = write_jsonl(out, StreamConfig(days=30, daily_declarations=100),
-                          [scenario_by_name("ic_spike_de_kg_ru", onset_day=15)])
+    summary = write_jsonl(
+        out,
+        StreamConfig(days=30, daily_declarations=100),
+        [scenario_by_name("ic_spike_de_kg_ru", onset_day=15)],
+    )
     lines = out.read_bytes().splitlines()
     assert len(lines) == summary["records"]
     assert decode_declaration(lines[0]).schema_version == 1

@@ -49,8 +49,13 @@ def day_of(d) -> int:
 
 
 def lane(decls, origin, dest, hs6):
-    return [d for d in decls if d.exporter_country == origin and d.destination_country == dest
-            and d.hs_code.startswith(hs6)]
+    return [
+        d
+        for d in decls
+        if d.exporter_country == origin
+        and d.destination_country == dest
+        and d.hs_code.startswith(hs6)
+    ]
 
 
 def check_truth_consistent(truth: GroundTruth, decls) -> list:
@@ -75,8 +80,12 @@ def test_sudden_spike_tenfold_then_reexports(background) -> None:
     truth = s.ground_truth
     assert truth.expect_alert and truth.kind == "SuddenSpike"
     injected = check_truth_consistent(truth, decls)
-    assert {"hs6:DE>KG:854231", "tier:DE>KG:T1", "hs6:KG>RU:854231",
-            "passthrough:KG>RU:854231"} <= truth.series
+    assert {
+        "hs6:DE>KG:854231",
+        "tier:DE>KG:T1",
+        "hs6:KG>RU:854231",
+        "passthrough:KG>RU:854231",
+    } <= truth.series
     inflow = [d for d in injected if d.destination_country == "KG"]
     outflow = [d for d in injected if d.destination_country == "RU"]
     # tenfold and more: per day the injected inflow is >= 10x the lane's background
@@ -85,11 +94,14 @@ def test_sudden_spike_tenfold_then_reexports(background) -> None:
     assert len(inflow) / 21 >= 10 * base_per_day
     assert min(day_of(d) for d in inflow) >= ONSET
     # re-exports: same firms, KG -> RU, a few days later, ~90 % of the value (x1.1 markup)
-    assert outflow and all(d.exporter_country == "KG" and d.customs_procedure == "3151" for d in outflow)
+    assert outflow and all(
+        d.exporter_country == "KG" and d.customs_procedure == "3151" for d in outflow
+    )
     assert {d.exporter_id for d in outflow} <= {d.consignee_id for d in inflow}
     assert min(day_of(d) for d in outflow) >= ONSET + 4
-    ratio = sum(d.statistical_value_eur for d in outflow) / sum(d.statistical_value_eur for d in inflow
-                                                                 if day_of(d) < CFG.days - 7)
+    ratio = sum(d.statistical_value_eur for d in outflow) / sum(
+        d.statistical_value_eur for d in inflow if day_of(d) < CFG.days - 7
+    )
     assert 0.8 < ratio < 1.2
     # the background is untouched
     assert set(d.declaration_id for d in background) <= {d.declaration_id for d in decls}
@@ -130,8 +142,13 @@ def test_unit_value_misdeclaration_is_5_to_10_percent(background) -> None:
     s = UnitValueMisdeclaration(name="uv", onset_day=ONSET)
     stream, decls = run(s)
     injected = check_truth_consistent(s.ground_truth, decls)
-    usual = np.median([d.statistical_value_eur / d.net_mass_kg for d in background
-                       if d.hs_code.startswith("854231")])
+    usual = np.median(
+        [
+            d.statistical_value_eur / d.net_mass_kg
+            for d in background
+            if d.hs_code.startswith("854231")
+        ]
+    )
     ratios = [d.statistical_value_eur / d.net_mass_kg / usual for d in injected]
     assert len(ratios) >= 15
     assert 0.02 < np.median(ratios) < 0.15
@@ -216,8 +233,9 @@ def test_catalogue_names_and_the_demo_scenario() -> None:
 
 def test_demo_defaults_fit_the_demo_stream() -> None:
     # ``tradewatch demo`` streams StreamConfig(days=150) with the default onset
-    stream = SyntheticStream(StreamConfig(days=150, daily_declarations=50),
-                             [scenario_by_name("ic_spike_de_kg_ru")])
+    stream = SyntheticStream(
+        StreamConfig(days=150, daily_declarations=50), [scenario_by_name("ic_spike_de_kg_ru")]
+    )
     truth = stream.truths[0]
     assert stream.config.start_ts + 30 * DAY < truth.onset < stream.config.end_ts - 30 * DAY
 
@@ -232,7 +250,9 @@ def test_sets_are_consistent(factory) -> None:
     assert any(t.expect_alert for t in truths) and any(not t.expect_alert for t in truths)
     from streams.evaluate import PROBATION_FRACTION
 
-    probation_end = sset.config.start_ts + PROBATION_FRACTION * (sset.config.end_ts - sset.config.start_ts)
+    probation_end = sset.config.start_ts + PROBATION_FRACTION * (
+        sset.config.end_ts - sset.config.start_ts
+    )
     for t in truths:
         assert sset.config.start_ts <= t.onset < t.end <= sset.config.end_ts + DAY
         assert t.onset >= probation_end, f"{t.scenario} starts inside the unscored probation period"
@@ -240,7 +260,10 @@ def test_sets_are_consistent(factory) -> None:
     gaps = [s for s in sset.scenarios if isinstance(s, DataGapCatchUp)]
     for gap in gaps:
         codes = gap.hs6_codes()
-        silent = (stream.context.day_ts(gap.onset_day), stream.context.day_ts(gap.onset_day + gap.gap_days))
+        silent = (
+            stream.context.day_ts(gap.onset_day),
+            stream.context.day_ts(gap.onset_day + gap.gap_days),
+        )
         for effect in stream.effects:
             for d in effect.extra:
                 assert not (d.hs_code[:6] in codes and silent[0] <= d.declared_ts < silent[1]), d
