@@ -518,9 +518,9 @@ class SlowRamp(Scenario):
     """A lane grows linearly to ``final_factor``x (at least ``min_final_per_day``) over
     ``ramp_days``, then holds for ``hold_days``."""
 
-    origin: str = "LT"
-    destination: str = "UZ"
-    hs6: str = "852691"
+    origin: str = "CN"
+    destination: str = "KZ"
+    hs6: str = "850440"
     ramp_days: int = 120
     hold_days: int = 30
     final_factor: float = 5.0
@@ -858,8 +858,14 @@ _CATALOGUE: dict[str, Callable[..., Scenario]] = {
             **kw,
         }
     ),
-    "gnss_slow_ramp_lt_uz": lambda **kw: SlowRamp(
-        **{"name": "gnss_slow_ramp_lt_uz", "onset_day": 30, "ramp_days": 60, "hold_days": 20, **kw}
+    "converter_slow_ramp_cn_kz": lambda **kw: SlowRamp(
+        **{
+            "name": "converter_slow_ramp_cn_kz",
+            "onset_day": 30,
+            "ramp_days": 60,
+            "hold_days": 20,
+            **kw,
+        }
     ),
     "trap_roses_8march_nl_kz": lambda **kw: SeasonalPeak(
         **{"name": "trap_roses_8march_nl_kz", **kw}
@@ -942,7 +948,7 @@ def default_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioS
 
     scenarios = [
         scenario_by_name(
-            "gnss_slow_ramp_lt_uz", onset_day=d(2022, 1, 10), ramp_days=120, hold_days=30
+            "converter_slow_ramp_cn_kz", onset_day=d(2022, 1, 10), ramp_days=120, hold_days=30
         ),
         scenario_by_name("bearings_route_shift_it_am_ru", onset_day=d(2022, 3, 1)),
         scenario_by_name("ic_spike_de_kg_ru", onset_day=d(2022, 3, 14)),
