@@ -802,6 +802,9 @@ class _Sampler:
             d = self._day_dt[day] = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
         return d
 
+    def reset_serial(self, source: int) -> None:
+        self._serial[source] = 0
+
     def _relationship_keys(self, exporter_ids: list[str]) -> np.ndarray:
         cache = self._rel_cache
         out = np.empty(len(exporter_ids), dtype=np.uint64)
@@ -1170,6 +1173,7 @@ class SyntheticStream:
         masks = [np.array([r.match(ln) for ln in lanes], dtype=bool) for r in self.removals]
         backlog: dict[int, list[TradeDeclaration]] = {}
         self.background_count = self.extra_count = 0
+        self._sampler.reset_serial(0)  # a second pass yields the same ids
         for day in range(cfg.days):
             rng = np.random.default_rng([cfg.seed, 3, day])
             date = cfg.date_of(day)

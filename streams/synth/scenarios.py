@@ -744,9 +744,13 @@ class DataGapCatchUp(_Trap):
         # needs two) -- not every background alert on those series for a week.
         truth.tolerance_days = 2.0
 
-        def moved(d: TradeDeclaration) -> None:
-            truth.declaration_ids.append(d.declaration_id)
-            truth.declaration_ts.append(d.declared_ts)
+        seen: set[str] = set()
+
+        def moved(d: TradeDeclaration) -> None:  # called again on a second pass: dedupe
+            if d.declaration_id not in seen:
+                seen.add(d.declaration_id)
+                truth.declaration_ids.append(d.declaration_id)
+                truth.declaration_ts.append(d.declared_ts)
 
         removal = Removal(
             LaneMatch(hs6=codes),
