@@ -725,8 +725,12 @@ class DataGapCatchUp(_Trap):
         codes = frozenset(pr.hs6 for pr in PRODUCTS if partition_of(pr.hs6, self.partitions) == p)
         catch_up = self.onset_day + self.gap_days
         series: set[str] = set()
+        # Only keys whose series live wholly in the silent partition: hs6 and pass-through
+        # keys. Tier/hs4/hs2 keys mix codes from several partitions (each partition's
+        # pipeline keeps its own series under the same key), so an alert there belongs
+        # to the trap only if its evidence names a moved declaration.
         for lane in ctx.lanes(LaneMatch(hs6=codes)):
-            series |= _keys(lane.origin, lane.destination, lane.hs6)
+            series.add(f"hs6:{lane.origin}>{lane.destination}:{lane.hs6}")
             series |= _passthrough_key(lane.origin, lane.destination, lane.hs6)
         truth = self._truth_for(
             ctx,
