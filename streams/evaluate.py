@@ -166,6 +166,10 @@ class ScenarioRow:
     trap_alerts_above_allowed: int
     passed: bool
     description: str = ""
+    #: Control: alerts on the same series (series-level detectors) in an equally long
+    #: window just before onset, all false by definition. When ``alerts`` is not well
+    #: above it, a "caught" may be the background noise landing in the window by chance.
+    pre_onset_alerts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -361,6 +365,14 @@ def score(
         )
         max_sev = max((a.severity for a in mine), key=_RANK.__getitem__) if mine else None
         detected = bool(mine)
+        control_from = max(t.onset - (t.match_until - t.onset), scored_from)
+        pre = sum(
+            1
+            for a in alerts
+            if a.series.key in t.series
+            and role_map.get(a.detector, "series") != "declaration"
+            and control_from <= _ts(a.window_start) < t.onset
+        )
         rows.append(
             ScenarioRow(
                 scenario=t.scenario,
@@ -377,6 +389,7 @@ def score(
                 trap_alerts_above_allowed=above,
                 passed=detected if t.expect_alert else above == 0,
                 description=t.description,
+                pre_onset_alerts=pre,
             )
         )
     tp, fp, trap_fp, tolerated = (counts.get(k, 0) for k in ("tp", "fp", "trap_fp", "tolerated"))
@@ -523,11 +536,14 @@ def format_table(card: Scorecard) -> str:
     """A readable table: one row per scenario, then the overall metrics and targets."""
     head = (
         f"{'scenario':<36} {'kind':<24} {'expect':<6} {'result':<8} {'alerts':>6} "
-        f"{'max sev':<8} {'delay(w)':>8} {'delay(n)':>8} {'inj':>5}  detectors"
+        f"{'max sev':<8} {'delay(w)':>8} {'delay(n)':>8} {'inj':>5} {'pre':>5}  detectors"
     )
     lines = [
         f"scorecard: set={card.set_name} mode={card.mode} declarations={card.declarations} "
         f"alerts={card.counts.get('total', 0)} ({card.seconds:.1f}s)",
+        "delay(w): windows from onset to the first matching alert; delay(n): injected "
+        "declarations lodged by then; inj: injected; pre: control, false alerts on the same "
+        "series in as long a window before onset",
         head,
         "-" * len(head),
     ]
@@ -541,8 +557,8 @@ def format_table(card: Scorecard) -> str:
         lines.append(
             f"{r.scenario:<36} {r.kind:<24} {expect:<6} {result:<8} "
             f"{r.alerts:>6} {r.max_severity or '-':<8} {_fmt(r.delay_windows, 'd'):>8} "
-            f"{_fmt(r.delay_declarations, 'd'):>8} {r.injected_declarations:>5}  "
-            f"{','.join(r.detectors)}"
+            f"{_fmt(r.delay_declarations, 'd'):>8} {r.injected_declarations:>5} "
+            f"{r.pre_onset_alerts:>5}  {','.join(r.detectors)}"
         )
     met = {k: "OK" if v else "FAIL" for k, v in card.targets_met().items()}
     c = card.counts

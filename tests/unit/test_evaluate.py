@@ -178,6 +178,8 @@ def test_per_scenario_rows_and_delays(hand) -> None:
     # the first alert is the per-declaration one on a2 (window 10): delay 0 windows,
     # and a1 and a2 had been lodged by then
     assert spike.delay_windows == 0 and spike.delay_declarations == 2
+    # control window [10 - 17, 10): the day-5 spike alert on the same series
+    assert spike.pre_onset_alerts == 1
     assert spike.first_alert_window == at(10).isoformat()
     assert not shift.detected and shift.delay_windows is None and not shift.passed
     assert peak.alerts == 2 and peak.max_severity == "high" and peak.trap_alerts_above_allowed == 1
