@@ -924,17 +924,24 @@ def scenario_by_name(name: str, /, **overrides: Any) -> Scenario:
 
 
 def small_scenario_set(seed: int = 20220224, partitions: int = 4) -> ScenarioSet:
-    """120 days from 2021-12-06 (~120k declarations): three evasion patterns around
-    the 24 Feb 2022 invasion and two traps. Runs offline in seconds."""
+    """120 days from 2022-01-10 (~120k declarations): three evasion patterns with
+    onsets in March-April 2022 (evidence.md: onset "March-June 2022") and two traps.
+    Runs offline in seconds.
+
+    The window starts after the New Year holidays on purpose: this set checks the
+    scenarios against detectors warmed on ordinary weeks. Holidays (the December dip
+    and the recovery in January, which detectors that have never seen a year cannot
+    anticipate) are covered by :func:`default_scenario_set`, after a year of history.
+    """
     import datetime as dt
 
     config = StreamConfig(
-        seed=seed, start=dt.date(2021, 12, 6), days=120, daily_declarations=1000.0
+        seed=seed, start=dt.date(2022, 1, 10), days=120, daily_declarations=1000.0
     )
     scenarios = [
-        scenario_by_name("bearings_route_shift_it_am_ru", onset_day=80),  # 2022-02-24
-        scenario_by_name("ic_spike_de_kg_ru", onset_day=84),  # 2022-02-28
-        scenario_by_name("shell_exporter_pl_kz", onset_day=88),  # 2022-03-04
+        scenario_by_name("bearings_route_shift_it_am_ru", onset_day=80),  # 2022-03-31
+        scenario_by_name("ic_spike_de_kg_ru", onset_day=84),  # 2022-04-04
+        scenario_by_name("shell_exporter_pl_kz", onset_day=88),  # 2022-04-08
         scenario_by_name("trap_roses_8march_nl_kz", year=2022),  # peak 2022-03-04
         scenario_by_name("trap_data_gap_partition", onset_day=100, partitions=partitions),
     ]
