@@ -28,6 +28,7 @@ from detectors.base import Detector
 from detectors.changepoint import LevelShiftDetector
 from detectors.novelty import EntityNoveltyDetector
 from detectors.passthrough import PassThroughDetector
+from detectors.volume import VolumeSurgeDetector
 from detectors.unit_value import UnitValueDetector
 
 __all__ = ["DETECTOR_KINDS", "DetectorConfigError", "build", "valid_params"]
@@ -87,6 +88,7 @@ def _kinds() -> dict[str, type[Detector]]:
         "unit_value": UnitValueDetector,
         "novelty": EntityNoveltyDetector,
         "passthrough": PassThroughDetector,
+        "volume": VolumeSurgeDetector,
     }
     spike = _spike_class()
     if spike is not None:

@@ -62,6 +62,7 @@ def make_alert(
     declaration_ids: list[str],
     emitted_at: float,
     id_key: str | None = None,
+    notes: dict[str, float | int | str] | None = None,
 ) -> TradeAlert:
     """Assemble an alert; ``id_key`` replaces the series key in the id (per-declaration alerts)."""
     x = explanation
@@ -75,6 +76,7 @@ def make_alert(
     # the published schema allows numbers and strings only: flags travel as 0/1
     details = {k: int(v) if isinstance(v, bool) else v
                for k, v in x.details.items() if isinstance(v, int | float | str)}
+    details.update(notes or {})
     return TradeAlert(
         alert_id=alert_id(detector, id_key or series.key, window_start),
         detector=detector,

@@ -115,6 +115,16 @@ class AlertSettings(_Section):
     cooldown_windows: Annotated[int, msgspec.Meta(ge=0)] = 7
     #: Alerts below this severity are counted but not published.
     min_severity: Severity = "low"
+    #: "chpl": publish alerts on Common High Priority List goods only (the mission);
+    #: "all": every product. Out-of-scope scores are still counted as suppressed.
+    scope: Literal["chpl", "all"] = "chpl"
+    #: A series alert needs at least this many declarations in its window: one or two
+    #: shipments on a sparse route are how sparse routes look, not a pattern.
+    min_declarations: Annotated[int, msgspec.Meta(ge=0)] = 3
+    #: After a window in which a whole partition had no declaration (an upstream
+    #: outage), alerts of the next N windows are capped at "low": the backlog
+    #: arriving late looks like a spike on every route at once.
+    catchup_windows: Annotated[int, msgspec.Meta(ge=0)] = 2
 
 
 class DetectorSpec(_Section):
@@ -123,6 +133,10 @@ class DetectorSpec(_Section):
     kind: str
     threshold: Score = 0.9
     enabled: bool = True
+    #: Series detectors only: judge a series only once at least this share of its recent
+    #: windows (about the last 20) had declarations; sparser series are learned, not
+    #: scored. A route that ships once a fortnight has no daily level to spike from.
+    min_series_activity: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     params: dict[str, Any] = {}
 
 
@@ -137,11 +151,12 @@ class SeriesOverride(_Section):
 
 def _default_detectors() -> dict[str, DetectorSpec]:
     return {
-        "spike": DetectorSpec(kind="spike", threshold=0.9),
+        "volume": DetectorSpec(kind="volume", threshold=0.99),
+        "spike": DetectorSpec(kind="spike", threshold=0.99, min_series_activity=0.8),
         "changepoint": DetectorSpec(kind="changepoint", threshold=0.9),
         "passthrough": DetectorSpec(kind="passthrough", threshold=0.8),
-        "unit_value": DetectorSpec(kind="unit_value", threshold=0.95),
-        "novelty": DetectorSpec(kind="novelty", threshold=0.8),
+        "unit_value": DetectorSpec(kind="unit_value", threshold=0.99),
+        "novelty": DetectorSpec(kind="novelty", threshold=0.95),
     }
 
 

@@ -158,7 +158,8 @@ class PipelineMetrics:
         for detector in detectors:
             m.detector_processing.labels(detector=detector)
             m.detector_state_bytes.labels(detector=detector)
-            for reason in ("cooldown", "below_min_severity"):
+            for reason in ("cooldown", "below_min_severity", "too_few_declarations",
+                           "out_of_scope"):
                 m.alerts_suppressed.labels(detector=detector, reason=reason)
             for severity in SEVERITIES:
                 for country in countries:

@@ -21,6 +21,7 @@ outage upstream, not zero trade): detectors neither score nor learn on it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ __all__ = ["PartitionPipeline", "DETECTOR_ROLES", "series_keys"]
 #: Which input each detector kind consumes.
 DETECTOR_ROLES: dict[str, str] = {
     "spike": "series",
+    "volume": "series",
     "changepoint": "series",
     "passthrough": "passthrough",
     "unit_value": "declaration",
@@ -49,6 +51,11 @@ DETECTOR_ROLES: dict[str, str] = {
 #: Detector time is observed on one call in this many: a histogram observation costs
 #: about as much as a per-declaration detector, and a sample estimates the same quantiles.
 TIMING_SAMPLE = 16
+#: A series first seen after the partition has run for a while starts with up to this
+#: many empty windows learned: zero volume is what the partition observed for it.
+PREWARM_WINDOWS = 30
+#: Weight of the newest window in a series' activity share (about a 20-window memory).
+ACTIVITY_RATE = 0.05
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -80,7 +87,7 @@ def _series_meta(key: str) -> AlertSeries:
     origin, destination = route.split(">")
     if level == "tier":
         tier = product[1:]
-    elif level == "hs6":
+    elif level in ("hs6", "passthrough"):
         tier = chpl_tier(product) or "none"
     else:
         tier = "none"
@@ -97,6 +104,8 @@ class _SeriesState:
     meta: AlertSeries
     detectors: dict[str, Detector]
     last_window: float
+    #: Exponentially weighted share of recent windows with at least one declaration.
+    activity: float = 0.0
 
 
 class PartitionPipeline:
@@ -142,6 +151,12 @@ class PartitionPipeline:
         self._timers = {n: metrics.detector_processing.labels(detector=n)
                         for n in settings.detectors} if metrics else {}
         self._calls = 0
+        #: Windows with declarations this partition has closed (gaps excluded).
+        self._windows_seen = 0
+        self._min_activity = {n: spec.min_series_activity for n, spec in settings.detectors.items()
+                              if spec.min_series_activity > 0}
+        #: Windows starting before this follow a data gap on this partition.
+        self._catchup_until = -math.inf
         self.last_arrival = clock()
 
     def _fresh(self, name: str) -> Detector:
@@ -209,10 +224,12 @@ class PartitionPipeline:
 
     def _close(self, closed: list[ClosedWindow]) -> list[TradeAlert]:
         alerts: list[TradeAlert] = []
+        window_size = self.settings.windows.size_seconds
         for window in closed:
             if window.is_empty:
                 if self.metrics:
                     self.metrics.data_gap_windows.inc()
+                self._catchup_until = window.end + self.settings.alerts.catchup_windows * window_size
                 continue
             alerts.extend(self._close_series(window))
             alerts.extend(self._close_passthrough(window))
@@ -221,24 +238,38 @@ class PartitionPipeline:
 
     def _close_series(self, window: ClosedWindow) -> list[TradeAlert]:
         protos = self._prototypes["series"]
+        size = self.settings.windows.size_seconds
+        history = min(self._windows_seen, PREWARM_WINDOWS)
         for key in window.aggregates:
             if key not in self._series:
-                self._series[key] = _SeriesState(
-                    _series_meta(key), {n: self._fresh(n) for n in protos}, window.start)
+                detectors = {n: self._fresh(n) for n in protos}
+                # the partition was live and this series had no declaration: its
+                # history is zeros, and a new route shipping every day is news
+                for i in range(history, 0, -1):
+                    zero = {"value": 0.0, "t": window.start - i * size}
+                    for detector in detectors.values():
+                        detector.learn_one(zero)
+                self._series[key] = _SeriesState(_series_meta(key), detectors, window.start)
         alerts = []
         empty = SeriesAggregate()
+        min_activity = self._min_activity
         for key, state in self._series.items():
             agg = window.aggregates.get(key, empty)
             if agg.count:
                 state.last_window = window.start
             x = {"value": agg.value_eur, "t": window.start}
             for name, detector in state.detectors.items():
+                if state.activity < min_activity.get(name, 0.0):
+                    detector.learn_one(x)  # too sparse to judge yet: learn only
+                    continue
                 alert = self._score_and_learn(
                     name, detector, x, key, state.meta, window.start, "EUR",
                     count=agg.count, ids=agg.top_declarations(),
                 )
                 if alert is not None:
                     alerts.append(alert)
+            state.activity += ACTIVITY_RATE * ((1.0 if agg.count else 0.0) - state.activity)
+        self._windows_seen += 1
         if self.metrics:
             for level in self.settings.windows.levels:
                 self.metrics.windows_closed.labels(level=level).inc()
@@ -299,6 +330,15 @@ class PartitionPipeline:
 
     def _maybe_alert(self, name, meta, window_start, explanation, threshold, unit, count, ids, id_key):  # type: ignore[no-untyped-def]
         size = self.settings.windows.size_seconds
+        rules = self.settings.alerts
+        if id_key is None and meta.level != "passthrough" and count < rules.min_declarations:
+            if self.metrics:
+                self.metrics.alerts_suppressed.labels(detector=name, reason="too_few_declarations").inc()
+            return None
+        if rules.scope == "chpl" and meta.chpl_tier == "none":
+            if self.metrics:
+                self.metrics.alerts_suppressed.labels(detector=name, reason="out_of_scope").inc()
+            return None
         cooldown_key = (name, id_key or meta.key)
         last = self._last_alert.get(cooldown_key)
         if id_key is None and last is not None and window_start - last <= self.settings.alerts.cooldown_windows * size:
@@ -306,7 +346,11 @@ class PartitionPipeline:
                 self.metrics.alerts_suppressed.labels(detector=name, reason="cooldown").inc()
             return None
         severity = severity_of(explanation.score, meta.chpl_tier if meta.chpl_tier != "none" else "")
-        if _SEVERITY_RANK[severity] < _SEVERITY_RANK[self.settings.alerts.min_severity]:
+        notes: dict[str, float | int | str] = {}
+        if window_start < self._catchup_until:
+            # a backlog arriving after an upstream outage looks like a spike everywhere
+            severity, notes["after_data_gap"] = "low", 1
+        if _SEVERITY_RANK[severity] < _SEVERITY_RANK[rules.min_severity]:
             if self.metrics:
                 self.metrics.alerts_suppressed.labels(detector=name, reason="below_min_severity").inc()
             return None
@@ -315,6 +359,7 @@ class PartitionPipeline:
             detector=name, series=meta, window_start=window_start, window_end=window_start + size,
             explanation=explanation, threshold=threshold, severity=severity, unit=unit,
             declaration_count=count, declaration_ids=ids, emitted_at=self.clock(), id_key=id_key,
+            notes=notes,
         )
 
     # -- housekeeping ----------------------------------------------------------------

@@ -18,7 +18,7 @@ def error_of(text: str) -> ConfigError:
 def test_the_shipped_config_is_valid() -> None:
     settings = load_settings(DEFAULT_CONFIG_PATH, env={})
     assert settings.windows.size_seconds == 86_400
-    assert set(settings.detectors) == {"spike", "changepoint", "passthrough", "unit_value", "novelty"}
+    assert set(settings.detectors) == {"volume", "spike", "changepoint", "passthrough", "unit_value", "novelty"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,72 @@
+"""VolumeSurgeDetector: lasting surges on sparse or busy routes alert; one-off bursts do not."""
+
+from __future__ import annotations
+
+import random
+
+from detectors.volume import VolumeSurgeDetector
+
+DAY = 86_400.0
+
+
+def feed(det: VolumeSurgeDetector, values: list[float], start: int = 0) -> list[float]:
+    scores = []
+    for i, v in enumerate(values):
+        x = {"value": v, "t": DAY * (start + i)}
+        scores.append(det.score_one(x))
+        det.learn_one(x)
+    return scores
+
+
+def sparse_route(rng: random.Random, days: int, rate: float = 0.3) -> list[float]:
+    """Shipments on ~30 % of days, log-normal sizes around 20k EUR."""
+    return [sum(rng.lognormvariate(10, 0.8) for _ in range(int(rng.random() < rate)))
+            for _ in range(days)]
+
+
+def test_a_lasting_tenfold_surge_on_a_busy_route_alerts_by_its_second_window() -> None:
+    rng = random.Random(1)
+    det = VolumeSurgeDetector()
+    feed(det, [rng.lognormvariate(11, 0.3) for _ in range(60)])
+    scores = feed(det, [10 * rng.lognormvariate(11, 0.3) for _ in range(3)], start=60)
+    assert max(scores[:2]) > 0.99
+
+
+def test_a_one_off_burst_does_not_alert() -> None:
+    rng = random.Random(2)
+    det = VolumeSurgeDetector()
+    feed(det, [rng.lognormvariate(11, 0.3) for _ in range(60)])
+    burst = feed(det, [15 * 60_000.0], start=60)
+    after = feed(det, [rng.lognormvariate(11, 0.3) for _ in range(5)], start=61)
+    assert burst[0] < 0.5 and max(after) < 0.5
+
+
+def test_a_quiet_route_that_starts_shipping_every_day_alerts() -> None:
+    rng = random.Random(3)
+    det = VolumeSurgeDetector()
+    feed(det, [0.0] * 40)
+    scores = feed(det, [rng.lognormvariate(10, 0.5) for _ in range(5)], start=40)
+    assert max(scores) > 0.99
+
+
+def test_ordinary_sparse_trade_rarely_crosses_the_alert_threshold() -> None:
+    alarms = windows = 0
+    for seed in range(40):
+        det = VolumeSurgeDetector()
+        scores = feed(det, sparse_route(random.Random(seed), 200))
+        alarms += sum(s >= 0.99 for s in scores[30:])
+        windows += len(scores) - 30
+    assert alarms / windows < 0.002
+
+
+def test_weekday_rhythm_is_learned_not_flagged() -> None:
+    det = VolumeSurgeDetector()
+    week = [50_000.0] * 5 + [5_000.0, 0.0]
+    scores = feed(det, week * 20)
+    assert max(scores[28:]) < 0.5
+
+
+def test_state_is_small() -> None:
+    det = VolumeSurgeDetector()
+    feed(det, sparse_route(random.Random(4), 100))
+    assert det.state_bytes() <= 2048
