@@ -47,6 +47,10 @@ from detectors.base import Detector, Explanation
 from detectors.calibration import z_to_score
 
 _NORMAL = statistics.NormalDist()
+#: Share of the excess above the winsorising bound that is still learned (2 %: a new
+#: level is learned over a few months of windows, not days). Without it a
+#: series whose baseline is zero could never learn that it now ships every day.
+LEAK = 0.02
 
 __all__ = ["VolumeSurgeDetector"]
 
@@ -166,7 +170,9 @@ class VolumeSurgeDetector(Detector):
         factor = self._factor(x)
         if self._n >= self.warmup:
             mean, spread = self._expected(x)
-            v = min(v, mean + self.clip * spread)
+            bound = mean + self.clip * spread
+            if v > bound:  # winsorise, leaking a little so a lasting new level is learned
+                v = bound + LEAK * (v - bound)
         deseasoned = v / factor
         a = self.rate if self._n >= self.warmup else 1.0 / (self._n + 1)
         delta = deseasoned - self._mean

@@ -70,3 +70,12 @@ def test_state_is_small() -> None:
     det = VolumeSurgeDetector()
     feed(det, sparse_route(random.Random(4), 100))
     assert det.state_bytes() <= 2048
+
+
+def test_a_lasting_new_level_is_learned_and_stops_alerting() -> None:
+    rng = random.Random(5)
+    det = VolumeSurgeDetector()
+    feed(det, [0.0] * 40)
+    scores = feed(det, [rng.lognormvariate(11, 0.3) for _ in range(80)], start=40)
+    assert max(scores[:5]) > 0.99
+    assert max(scores[-20:]) < 0.5
