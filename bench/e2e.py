@@ -38,7 +38,7 @@ from streams import kafka_local
 from streams.config import DEFAULT_CONFIG_PATH
 from streams.events import TradeDeclaration, encode
 from streams.harness import RunningWorker, private_settings, running_worker
-from streams.offline import record_key
+from streams.keys import record_key
 from streams.produce import produce_records
 from streams.topics import default_topic_specs, ensure_topics
 

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from bench.e2e import declarations
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
 from streams.metrics import PipelineMetrics
-from streams.offline import partition_for, record_key
+from streams.keys import partition_for, record_key
 from streams.validate import ValidationLimits, validate_declaration
 from streams.worker import RecordHandler
 

@@ -152,7 +152,7 @@ class SeriesOverride(_Section):
 def _default_detectors() -> dict[str, DetectorSpec]:
     return {
         "volume": DetectorSpec(kind="volume", threshold=0.99),
-        "spike": DetectorSpec(kind="spike", threshold=0.99, min_series_activity=0.8),
+        "spike": DetectorSpec(kind="spike", threshold=0.99, min_series_activity=0.9),
         "changepoint": DetectorSpec(kind="changepoint", threshold=0.9),
         "passthrough": DetectorSpec(kind="passthrough", threshold=0.8),
         "unit_value": DetectorSpec(kind="unit_value", threshold=0.99),

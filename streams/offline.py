@@ -1,7 +1,7 @@
 """Run the detection pipeline over a file, without Kafka: the analyst's fast loop.
 
 Records are routed to partitions exactly as the producer routes them on Kafka
-(murmur2 of the HS6 key, Kafka's default partitioner), and each partition gets
+(murmur2 of the key from :mod:`streams.keys`, Kafka's default partitioner), and each partition gets
 its own :class:`~streams.pipeline.PartitionPipeline`, so the offline run and a
 worker on the real broker see the same per-partition order and raise the same
 alerts (``tests/integration/test_offline_matches_online.py`` proves it).
@@ -13,29 +13,14 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
-from kafka.partitioner.default import murmur2
-
 from streams.config import Settings
+from streams.keys import partition_for, partition_key
 from streams.events import TradeAlert
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
 from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
 
-__all__ = ["OfflineResult", "partition_for", "run_offline", "record_key"]
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partition for a keyed record (same as kafka-python and the Java client)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def record_key(raw: bytes) -> bytes:
-    """The Kafka key the producer gives a record: its HS6 code, or b"" if unparseable."""
-    marker = raw.find(b'"hs_code"')
-    if marker < 0:
-        return b""
-    start = raw.find(b'"', raw.find(b":", marker) + 1) + 1
-    return raw[start : start + 6] if start > 0 else b""
+__all__ = ["OfflineResult", "run_offline"]
 
 
 @dataclasses.dataclass
@@ -53,7 +38,7 @@ def run_offline(
 ) -> OfflineResult:
     """Validate, window and detect every record, then flush all windows."""
     partitions = settings.topics.partitions
-    pipelines = [PartitionPipeline(settings, metrics) for _ in range(partitions)]
+    pipelines = [PartitionPipeline(settings, metrics, partition=p) for p in range(partitions)]
     limits = ValidationLimits(settings.validation.max_message_bytes,
                               settings.validation.max_future_seconds)
     alerts: list[TradeAlert] = []
@@ -66,7 +51,7 @@ def run_offline(
         except RejectedDeclaration as err:
             rejected.append((index, err.reason, err.detail))
             continue
-        pipeline = pipelines[partition_for(declaration.hs_code[:6].encode(), partitions)]
+        pipeline = pipelines[partition_for(partition_key(declaration.hs_code), partitions)]
         ok, new = pipeline.process(declaration)
         alerts.extend(new)
         if ok:

@@ -59,12 +59,16 @@ ACTIVITY_RATE = 0.05
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
-def series_keys(d: TradeDeclaration, levels: tuple[str, ...]) -> list[str]:
+def series_keys(d: TradeDeclaration, levels: tuple[str, ...], partition: int = 0) -> list[str]:
     """The series a declaration counts towards: ``level:origin>destination:product``.
+
+    HS6 and tier series are complete in one partition (see :mod:`streams.keys`);
+    an HS4 or HS2 heading can mix CHPL and other codes, which are keyed apart, so
+    those rollups are per-partition partials and say so: ``hs4:DE>KG:8542@p0``.
 
     >>> from streams.events import decode_declaration, example_declaration_json
     >>> series_keys(decode_declaration(example_declaration_json()), ("hs6", "hs4", "tier"))
-    ['hs6:DE>KG:854231', 'hs4:DE>KG:8542', 'tier:DE>KG:T1']
+    ['hs6:DE>KG:854231', 'hs4:DE>KG:8542@p0', 'tier:DE>KG:T1']
     """
     route = f"{d.exporter_country}>{d.destination_country}"
     keys = []
@@ -72,9 +76,9 @@ def series_keys(d: TradeDeclaration, levels: tuple[str, ...]) -> list[str]:
         if level == "hs6":
             keys.append(f"hs6:{route}:{d.hs_code[:6]}")
         elif level == "hs4":
-            keys.append(f"hs4:{route}:{d.hs_code[:4]}")
+            keys.append(f"hs4:{route}:{d.hs_code[:4]}@p{partition}")
         elif level == "hs2":
-            keys.append(f"hs2:{route}:{d.hs_code[:2]}")
+            keys.append(f"hs2:{route}:{d.hs_code[:2]}@p{partition}")
         else:
             tier = chpl_tier(d.hs_code)
             if tier is not None:
@@ -119,8 +123,10 @@ class PartitionPipeline:
         settings: Settings,
         metrics: PipelineMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        partition: int = 0,
     ) -> None:
         self.settings = settings
+        self.partition = partition
         self.metrics = metrics
         self.clock = clock
         w = settings.windows
@@ -173,7 +179,7 @@ class PartitionPipeline:
         """
         self.last_arrival = self.clock()
         ts = d.declared_at.timestamp()
-        keys = series_keys(d, self.settings.windows.levels)
+        keys = series_keys(d, self.settings.windows.levels, self.partition)
         if not self.windows.add(ts, keys, d.statistical_value_eur, d.net_mass_kg, d.declaration_id):
             return False, []
         alerts = self._declaration_alerts(d, ts)

@@ -1,8 +1,7 @@
 """Producer tooling: replay a JSONL/CSV file, or generated declarations, into Kafka.
 
-Records are keyed by their HS6 code, so every route of one product lands on one
-partition (the pass-through detector needs both legs of a product in one worker)
-and per-product order is kept.
+Records are keyed as :mod:`streams.keys` says (CHPL tier, else HS6 code), so every
+series is complete in one partition and per-product order is kept.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 from tqdm import tqdm
 
-from streams.offline import record_key
+from streams.keys import record_key
 
 __all__ = ["read_records", "produce_records", "make_producer"]
 

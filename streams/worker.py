@@ -102,7 +102,7 @@ class RecordHandler:
         pipeline = self.pipelines.get(partition)
         if pipeline is None:
             pipeline = self.pipelines[partition] = PartitionPipeline(
-                self.settings, self.metrics, clock=self.clock)
+                self.settings, self.metrics, clock=self.clock, partition=partition)
         return pipeline
 
     def handle(

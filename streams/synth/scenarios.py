@@ -135,10 +135,10 @@ class GroundTruth:
 
 
 def partition_of(hs6: str, partitions: int) -> int:
-    """Kafka's default partition of a record keyed by ``hs6`` (murmur2, like the producer)."""
-    from kafka.partitioner.default import murmur2
+    """Kafka's default partition of a record of ``hs6`` keyed as the producer keys it."""
+    from streams.keys import partition_for, partition_key
 
-    return (murmur2(hs6.encode()) & 0x7FFFFFFF) % partitions
+    return partition_for(partition_key(hs6), partitions)
 
 
 def _keys(origin: str, destination: str, hs6: str) -> set[str]:
@@ -716,7 +716,7 @@ class DataGapCatchUp(_Trap):
     partitions; every background lane whose HS6 maps there goes quiet.
     """
 
-    anchor_hs6: str = "950300"
+    anchor_hs6: str = "330499"  # a partition holding no CHPL tier (keys: streams.keys)
     partitions: int = 4
     gap_days: int = 3
 

@@ -99,7 +99,7 @@ def test_offline_partitioning_matches_the_brokers(kafka_bootstrap: str, unique_t
     per-partition watermarks (and so the alerts) of the two modes would differ."""
     from kafka import KafkaProducer
 
-    from streams.offline import partition_for, record_key
+    from streams.keys import partition_for, record_key
     from streams.topics import TopicSpec, ensure_topics
 
     topic = f"{unique_topic_prefix}partitioning"

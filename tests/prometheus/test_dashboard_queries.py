@@ -40,11 +40,11 @@ DETECTORS = ["spike", "changepoint", "passthrough", "unit_value", "novelty"]
 def _feed(m: PipelineMetrics, stop: threading.Event) -> None:
     """Keep the metrics moving like a busy worker, ten times a second."""
     m.set_build_info("0.1.0", "test-config")
-    m.board.record(series="hs6:DE>KG>RU:854231", detector="spike", severity="critical",
+    m.board.record(series="hs6:DE>KG:854231", detector="spike", severity="critical",
                    transit_country="KG", chpl_tier="1", score=0.99, at=time.time())
-    m.board.record(series="hs6:DE>KG>RU:847150", detector="novelty", severity="medium",
+    m.board.record(series="hs6:DE>KG:847150", detector="novelty", severity="medium",
                    transit_country="KG", chpl_tier="1", score=0.85, at=time.time() - 30)
-    m.board.record(series="tier:IT>TR>RU:2", detector="changepoint", severity="high",
+    m.board.record(series="tier:IT>TR:T2", detector="changepoint", severity="high",
                    transit_country="TR", chpl_tier="2", score=0.93, at=time.time() - 60)
     lag = 0
     while not stop.is_set():
@@ -139,9 +139,9 @@ def test_latest_alerts_table_lists_recorded_series(prom: RunningPrometheus) -> N
               if q.panel == "Latest alerts" and q.ref_id == "A"][0]
     rows = prom.query(latest.expr)
     newest = max(rows, key=lambda r: float(r["value"][1]))
-    assert newest["metric"]["series"] == "hs6:DE>KG>RU:854231"
+    assert newest["metric"]["series"] == "hs6:DE>KG:854231"
     assert {r["metric"]["series"] for r in rows} == {
-        "hs6:DE>KG>RU:854231", "hs6:DE>KG>RU:847150", "tier:IT>TR>RU:2"}
+        "hs6:DE>KG:854231", "hs6:DE>KG:847150", "tier:IT>TR:T2"}
 
 
 def test_high_severity_trade_alert_fires_with_trade_labels(prom: RunningPrometheus) -> None:

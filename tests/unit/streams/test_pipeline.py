@@ -7,7 +7,8 @@ from prometheus_client import CollectorRegistry
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
 from streams.events import TradeAlert
 from streams.metrics import PipelineMetrics
-from streams.offline import record_key, run_offline
+from streams.keys import record_key
+from streams.offline import run_offline
 from tests.factories import spike_stream
 
 
@@ -57,7 +58,19 @@ def test_metrics_count_consumed_windows_and_alerts() -> None:
     assert result.accepted == len(records)
 
 
-def test_records_are_keyed_by_their_hs6_code() -> None:
+def test_records_are_keyed_by_chpl_tier_else_hs6_code() -> None:
     records, _ = spike_stream(days=2)
-    assert record_key(records[0]) == b"854231"
+    assert record_key(records[0]) == b"T1"  # 8542.31: Tier-1 integrated circuits
+    assert record_key(records[-1]) == b"090111"  # coffee
     assert record_key(b"not json") == b""
+    assert record_key(b'{"hs_code": 8542}') == b""
+
+
+def test_a_tier_series_is_complete_in_one_partition() -> None:
+    """Every CHPL code of a tier shares the tier's key, so no partition holds a part of it."""
+    from detectors.reference import CHPL_TIERS
+    from streams.keys import partition_for, partition_key
+
+    for tier in set(CHPL_TIERS.values()):
+        codes = [hs6 for hs6, t in CHPL_TIERS.items() if t == tier]
+        assert len({partition_for(partition_key(c), 4) for c in codes}) == 1
