@@ -40,7 +40,7 @@ from streams.events import TradeDeclaration, encode
 from streams.harness import RunningWorker, private_settings, running_worker
 from streams.keys import record_key
 from streams.produce import produce_records
-from streams.topics import default_topic_specs, ensure_topics
+from streams.topics import default_topic_specs, delete_topics, ensure_topics
 
 _ORIGINS = ["DE", "IT", "PL", "FR", "NL", "CN", "US", "CZ"]
 _DESTS = ["KZ", "KG", "AM", "GE", "UZ", "AE", "TR", "RU", "BY", "RS"]
@@ -133,13 +133,15 @@ def run(messages: int, rate: float, latency_messages: int,
         for engine in engines:
             # each engine reads the same topic from the start under its own group
             engine_toml = _with_engine(toml, engine, f"{settings.kafka.consumer_group}-{engine}")
-            with running_worker(engine_toml, settings, Path(tmp) / f"throughput-{engine}") as worker:
+            with running_worker(engine_toml, settings, Path(tmp) / f"throughput-{engine}",
+                                keep_topics=True) as worker:
                 first, done = _wait_processed(worker, produced.messages, timeout=900)
             rate_ = produced.messages / max(done - first, 1e-9)
             throughput[f"pipeline_{engine}_msgs_per_s"] = round(rate_)
             throughput[f"pipeline_{engine}_over_aiokafka"] = round(rate_ / aio.msgs_per_s, 3)
             throughput[f"pipeline_{engine}_over_kafka_python"] = round(rate_ / kpy.msgs_per_s, 3)
         out["throughput"] = throughput
+        delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts])
 
         settings, toml = private_settings(bootstrap, base)
         with running_worker(toml, settings, Path(tmp) / "latency") as worker:

@@ -101,8 +101,13 @@ class RunningWorker:
 
 @contextlib.contextmanager
 def running_worker(settings_toml: str, settings: Settings, workdir: Path,
-                   startup_timeout: float = 90.0) -> Iterator[RunningWorker]:
-    """Create the topics, start ``tradewatch worker`` as a process, stop it at exit."""
+                   startup_timeout: float = 90.0, keep_topics: bool = False,
+                   ) -> Iterator[RunningWorker]:
+    """Create the topics, start ``tradewatch worker`` as a process, stop it at exit.
+
+    The topics are deleted afterwards unless ``keep_topics`` (another worker is to
+    read the same records next).
+    """
     t = settings.topics
     bootstrap = settings.kafka.bootstrap_servers
     ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
@@ -138,8 +143,9 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        with contextlib.suppress(Exception):
-            delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts])
+        if not keep_topics:
+            with contextlib.suppress(Exception):
+                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts])
 
 
 def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 60.0,
