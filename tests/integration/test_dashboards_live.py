@@ -6,8 +6,9 @@ the worker every second and evaluates the shipped rules. Every panel query of
 both dashboards (template variables substituted) must return data, and the
 high-severity trade alert rule must fire for the spike.
 
-Set ``TRADEWATCH_DASHBOARD_PNG=path.png`` to also render the dashboard picture
-the README shows from this run.
+Set ``TRADEWATCH_DASHBOARD_PNG=docs/dashboard.png`` to also render the two
+dashboard pictures the README shows (``dashboard.png``, ``dashboard-anomalies.png``)
+from this run.
 """
 
 from __future__ import annotations
@@ -83,4 +84,6 @@ def test_every_panel_has_data_and_the_trade_alert_fires(kafka_bootstrap: str, tm
 
         png = os.environ.get("TRADEWATCH_DASHBOARD_PNG")
         if png:
-            dashboard_png.render(prom.url, Path(png), minutes=3)
+            dashboard_png.render(prom.url, Path(png), minutes=2)
+            dashboard_png.render(prom.url, Path(png).with_name(Path(png).stem + "-anomalies.png"),
+                                 minutes=2, dashboard=TRADE_ANOMALIES)
