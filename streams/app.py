@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.checkpoint import CheckpointStore
 from streams.config import Settings
 from streams.metrics import PipelineMetrics
 from streams.worker import Outgoing, RecordHandler
@@ -161,11 +162,41 @@ def _add_batch_consumer(app: faust.App, settings: Settings, handler: RecordHandl
     alerts and dead letters handed to the producer: at-least-once, like the agent.
     """
     state: dict[str, Any] = {"consumer": None}
+    store = (CheckpointStore(Path(settings.worker.data_dir) / "checkpoints")
+             if settings.worker.checkpoints else None)
+    saved_at: dict[int, int] = {}  # partition -> windows_closed at its last checkpoint
+
+    def checkpoint(topic: str, partition: int) -> None:
+        pipeline = handler.pipelines.get(partition)
+        position = handler.position(topic, partition)
+        if store is None or pipeline is None or position is None:
+            return
+        store.save(topic, partition, pipeline, next_offset=position)
+        saved_at[partition] = pipeline.windows_closed
+
+    class Checkpoints(ConsumerRebalanceListener):  # type: ignore[misc]
+        """Resume each newly assigned partition from its checkpoint; save on revoke."""
+
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            for tp in revoked:
+                checkpoint(tp.topic, tp.partition)
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            consumer = state["consumer"]
+            for tp in assigned:
+                loaded = store.load(tp.topic, tp.partition, settings, handler.metrics) if store else None
+                if loaded is None:
+                    continue
+                pipeline, next_offset = loaded
+                handler.restore(tp.topic, tp.partition, pipeline, next_offset)
+                saved_at[tp.partition] = pipeline.windows_closed
+                consumer.seek(tp, next_offset)
+                log.info("resumed %s[%d] from its checkpoint at offset %d",
+                         tp.topic, tp.partition, next_offset)
 
     @app.task
     async def consume_batches() -> None:
         consumer = AIOKafkaConsumer(
-            settings.topics.declarations,
             bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
             group_id=settings.kafka.consumer_group,
             client_id=settings.kafka.client_id,
@@ -175,6 +206,7 @@ def _add_batch_consumer(app: faust.App, settings: Settings, handler: RecordHandl
         )
         await consumer.start()
         state["consumer"] = consumer
+        consumer.subscribe([settings.topics.declarations], listener=Checkpoints())
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX)
@@ -189,6 +221,10 @@ def _add_batch_consumer(app: faust.App, settings: Settings, handler: RecordHandl
                 if out:
                     await publish(out)
                 await consumer.commit()
+                for tp in batches:
+                    pipeline = handler.pipelines.get(tp.partition)
+                    if pipeline is not None and pipeline.windows_closed > saved_at.get(tp.partition, 0):
+                        checkpoint(tp.topic, tp.partition)
         finally:
             state["consumer"] = None
             await consumer.stop()

@@ -108,6 +108,9 @@ class WorkerSettings(_Section):
     #: How records are read: "batch" (aiokafka fetches inside the faust app, ~10x
     #: faster) or "agent" (a faust stream agent). Both run the same RecordHandler.
     engine: Literal["batch", "agent"] = "batch"
+    #: Batch engine: save each partition's detector state under data_dir/checkpoints
+    #: whenever it closes a window, and resume from it after a restart or rebalance.
+    checkpoints: bool = True
 
 
 class AlertSettings(_Section):

@@ -157,6 +157,8 @@ class PartitionPipeline:
         self._timers = {n: metrics.detector_processing.labels(detector=n)
                         for n in settings.detectors} if metrics else {}
         self._calls = 0
+        #: Windows closed so far (gaps included): the worker checkpoints when it grows.
+        self.windows_closed = 0
         #: Windows with declarations this partition has closed (gaps excluded).
         self._windows_seen = 0
         self._min_activity = {n: spec.min_series_activity for n, spec in settings.detectors.items()
@@ -164,6 +166,25 @@ class PartitionPipeline:
         #: Windows starting before this follow a data gap on this partition.
         self._catchup_until = -math.inf
         self.last_arrival = clock()
+
+    # -- checkpointing (streams.checkpoint) -------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the process-bound parts: metrics and their labelled children."""
+        state = self.__dict__.copy()
+        state["metrics"] = None
+        state["_timers"] = {}
+        return state
+
+    def rebind(self, settings: Settings, metrics: PipelineMetrics | None,
+               clock: Callable[[], float] = time.time) -> None:
+        """Attach a restored pipeline to this process's settings, metrics and clock."""
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.windows.clock = clock
+        self._timers = {n: metrics.detector_processing.labels(detector=n)
+                        for n in settings.detectors} if metrics else {}
 
     def _fresh(self, name: str) -> Detector:
         """A new, untrained detector configured as ``name``."""
@@ -231,6 +252,7 @@ class PartitionPipeline:
     def _close(self, closed: list[ClosedWindow]) -> list[TradeAlert]:
         alerts: list[TradeAlert] = []
         window_size = self.settings.windows.size_seconds
+        self.windows_closed += len(closed)
         for window in closed:
             if window.is_empty:
                 if self.metrics:

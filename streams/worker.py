@@ -163,6 +163,16 @@ class RecordHandler:
         for name, size in totals.items():
             self.metrics.detector_state_bytes.labels(detector=name).set(size)
 
+    def position(self, topic: str, partition: int) -> int | None:
+        """Offset of the next record of a partition this handler has not seen."""
+        return self._positions.get((topic, partition))
+
+    def restore(self, topic: str, partition: int, pipeline: PartitionPipeline,
+                next_offset: int) -> None:
+        """Adopt a pipeline restored from a checkpoint that ends before ``next_offset``."""
+        self.pipelines[partition] = pipeline
+        self._positions[(topic, partition)] = next_offset
+
     def sync_assignment(self, assigned: set[tuple[str, int]]) -> None:
         """Forget partitions this worker no longer owns: their lag series and their state.
 
