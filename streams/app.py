@@ -162,7 +162,8 @@ def _add_batch_consumer(app: faust.App, settings: Settings, handler: RecordHandl
     alerts and dead letters handed to the producer: at-least-once, like the agent.
     """
     state: dict[str, Any] = {"consumer": None}
-    store = (CheckpointStore(Path(settings.worker.data_dir) / "checkpoints")
+    store = (CheckpointStore(Path(settings.worker.data_dir) / "checkpoints"
+                             / settings.kafka.consumer_group)
              if settings.worker.checkpoints else None)
     saved_at: dict[int, int] = {}  # partition -> windows_closed at its last checkpoint
 

@@ -9,6 +9,7 @@ Ctrl-C stops the producer, the worker and the broker it started.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -20,9 +21,10 @@ import urllib.request
 from pathlib import Path
 
 from streams import kafka_local
-from streams.config import Settings
+from streams.config import DEFAULT_CONFIG_PATH, Settings
+from streams.harness import private_settings
 from streams.tail import format_alert, iter_alerts
-from streams.topics import default_topic_specs, ensure_topics
+from streams.topics import default_topic_specs, delete_topics, ensure_topics
 
 __all__ = ["run_demo"]
 
@@ -53,6 +55,16 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
     was_running = kafka_local.status().get("answering", False)
     bootstrap = kafka_local.start(bootstrap_servers=os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"))
     _say(f"Kafka answering at {bootstrap}")
+    # every demo run gets its own topics and consumer group: the generator replays the
+    # same event times each run, which a resumed worker would rightly call late
+    base = Path(config_path).read_text() if config_path else DEFAULT_CONFIG_PATH.read_text()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    settings, toml = private_settings(bootstrap, base, prefix=f"demo-{stamp}",
+                                      partitions=settings.topics.partitions,
+                                      web_port=settings.worker.web_port)
+    config_file = var / f"demo-{stamp}.toml"
+    config_file.write_text(toml)
+    config_path = str(config_file)
     t = settings.topics
     ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
     _say(f"topics ready: {t.declarations} -> {t.alerts} (dead letters: {t.dlq})")
@@ -91,6 +103,9 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
     finally:
         stop.set()
         _terminate(worker)
+        with contextlib.suppress(Exception):
+            delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts])
+            _say("demo topics deleted")
         if not was_running and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):
             kafka_local.stop()
             _say("local Kafka stopped")

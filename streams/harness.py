@@ -33,10 +33,10 @@ def free_port() -> int:
 
 
 def private_settings(bootstrap: str, base_toml: str = "", prefix: str | None = None,
-                     partitions: int = 4) -> tuple[Settings, str]:
+                     partitions: int = 4, web_port: int | None = None) -> tuple[Settings, str]:
     """Settings with unique topics, group and port; returns (settings, toml text)."""
     prefix = prefix or f"tw-{uuid.uuid4().hex[:10]}"
-    port = free_port()
+    port = web_port or free_port()
     extra = f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"

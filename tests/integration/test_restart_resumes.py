@@ -43,7 +43,7 @@ def test_a_restarted_worker_raises_the_alerts_of_an_uninterrupted_run(
         send_all(kafka_bootstrap, t.declarations, records[:cut])
         _wait_consumed(first, cut)
         time.sleep(1.0)
-    assert list((tmp_path / "data" / "checkpoints").glob("*.ckpt")), "no checkpoint written"
+    assert list((tmp_path / "data" / "checkpoints").glob("*/*.ckpt")), "no checkpoint written"
 
     with running_worker(toml, settings, tmp_path / "second") as second:
         send_all(kafka_bootstrap, t.declarations, records[cut:])
