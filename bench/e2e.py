@@ -109,7 +109,10 @@ def _histogram_quantile(worker: RunningWorker, name: str, q: float) -> float:
 
 
 def _with_engine(toml: str, engine: str, group: str) -> str:
-    text = toml.replace("[worker]\n", f'[worker]\nengine = "{engine}"\n', 1)
+    """Worker config for one leg; ``batch-nocheckpoint`` is the batch engine without checkpoints."""
+    base, _, variant = engine.partition("-")
+    extra = "checkpoints = false\n" if variant == "nocheckpoint" else ""
+    text = toml.replace("[worker]\n", f'[worker]\nengine = "{base}"\n{extra}', 1)
     return re.sub(r'consumer_group = "[^"]*"', f'consumer_group = "{group}"', text, count=1)
 
 
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000.0, help="paced rate for the latency leg")
     parser.add_argument("--latency-messages", type=int, default=20_000)
-    parser.add_argument("--engines", default="batch,agent", help="worker engines to time")
+    parser.add_argument("--engines", default="batch,batch-nocheckpoint,agent",
+                        help="worker legs to time: batch, batch-nocheckpoint, agent")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     result = run(args.messages, args.rate, args.latency_messages,
