@@ -33,6 +33,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from detectors.calibration import Severity
+
 __all__ = [
     "ConfigError",
     "Settings",
@@ -49,7 +51,6 @@ Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Score = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Level = Literal["hs6", "hs4", "hs2", "tier"]
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 class ConfigError(ValueError):

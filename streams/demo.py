@@ -133,8 +133,3 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
-
-def main() -> None:  # pragma: no cover - convenience
-    from streams.config import load_settings
-
-    sys.exit(run_demo(load_settings(Path(sys.argv[1]) if len(sys.argv) > 1 else None)))

@@ -63,6 +63,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from detectors.calibration import SEVERITY_LEVELS
 from streams.config import Settings, load_settings
 from streams.events import TradeAlert
 
@@ -83,8 +84,7 @@ __all__ = [
 _DAY = 86_400.0
 #: Share of the stream at its start whose alerts are not scored (NAB's probationary period).
 PROBATION_FRACTION = 0.15
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
-_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
 #: What the scorecard has to show for the small set (asserted in tests/unit/test_evaluate.py).
 TARGETS: dict[str, float] = {
     "recall_min": 0.95,
@@ -427,7 +427,7 @@ def score(
         | {"total": len(alerts)},
         false_alerts_by_detector=dict(sorted(Counter(a.detector for a in false).items())),
         false_alerts_by_severity={
-            s: sum(1 for a in false if a.severity == s) for s in SEVERITY_ORDER
+            s: sum(1 for a in false if a.severity == s) for s in SEVERITY_LEVELS
         },
         declarations=declarations,
         benign_declarations=benign,

@@ -27,12 +27,12 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from detectors.calibration import SEVERITY_LEVELS
 from detectors.reference import CHPL_TIER_ORDER, TRANSIT_COUNTRIES
 from streams.validate import REJECT_REASONS
 
-__all__ = ["PipelineMetrics", "AlertBoard", "SEVERITIES", "NO_LABEL"]
+__all__ = ["PipelineMetrics", "AlertBoard", "NO_LABEL"]
 
-SEVERITIES = ("low", "medium", "high", "critical")
 #: Label value for "not a transit country" / "not on the CHPL".
 NO_LABEL = "none"
 
@@ -161,7 +161,7 @@ class PipelineMetrics:
             for reason in ("cooldown", "below_min_severity", "too_few_declarations",
                            "out_of_scope"):
                 m.alerts_suppressed.labels(detector=detector, reason=reason)
-            for severity in SEVERITIES:
+            for severity in SEVERITY_LEVELS:
                 for country in countries:
                     for tier in tiers:
                         m.alerts_published.labels(

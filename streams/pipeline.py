@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from detectors.base import Detector
+from detectors.calibration import SEVERITY_LEVELS
 from detectors.calibration import severity as severity_of
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES, chpl_tier
 from detectors.registry import build
@@ -56,7 +57,7 @@ TIMING_SAMPLE = 16
 PREWARM_WINDOWS = 30
 #: Weight of the newest window in a series' activity share (about a 20-window memory).
 ACTIVITY_RATE = 0.05
-_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
 
 
 def series_keys(d: TradeDeclaration, levels: tuple[str, ...], partition: int = 0) -> list[str]:
@@ -125,15 +126,13 @@ class PartitionPipeline:
         clock: Callable[[], float] = time.time,
         partition: int = 0,
     ) -> None:
-        self.settings = settings
         self.partition = partition
-        self.metrics = metrics
-        self.clock = clock
         w = settings.windows
         self.windows = TumblingWindows(
             size=w.size_seconds, grace=w.grace_seconds, idle_timeout=w.idle_timeout_seconds,
             max_empty_windows=w.max_empty_windows, top_k=w.top_k, clock=clock,
         )
+        self.rebind(settings, metrics, clock)
         self._prototypes: dict[str, dict[str, Detector]] = {role: {} for role in set(DETECTOR_ROLES.values())}
         for name, spec in settings.detectors.items():
             if spec.enabled:
@@ -147,15 +146,13 @@ class PartitionPipeline:
         self._passthrough: dict[str, _SeriesState] = {}
         self._chapter_detectors: dict[tuple[str, str], Detector] = {}
         self._global_detectors = {
-            n: d.clone() for n, d in self._prototypes["declaration"].items()
+            n: self._fresh(n) for n in self._prototypes["declaration"]
             if settings.detectors[n].kind != "unit_value"
         }
         self._last_alert: dict[tuple[str, str], float] = {}
         #: Without per-series overrides every series of a detector shares its threshold.
         self._thresholds = {} if settings.overrides else {
             n: (spec.threshold if spec.enabled else None) for n, spec in settings.detectors.items()}
-        self._timers = {n: metrics.detector_processing.labels(detector=n)
-                        for n in settings.detectors} if metrics else {}
         self._calls = 0
         #: Windows closed so far (gaps included): the worker checkpoints when it grows.
         self.windows_closed = 0
@@ -166,6 +163,8 @@ class PartitionPipeline:
         #: Windows starting before this follow a data gap on this partition.
         self._catchup_until = -math.inf
         self.last_arrival = clock()
+        #: Event time of the last accepted declaration (the worker's gauge reads it).
+        self.last_event_ts = 0.0
 
     # -- checkpointing (streams.checkpoint) -------------------------------------------
 
@@ -203,6 +202,7 @@ class PartitionPipeline:
         keys = series_keys(d, self.settings.windows.levels, self.partition)
         if not self.windows.add(ts, keys, d.statistical_value_eur, d.net_mass_kg, d.declaration_id):
             return False, []
+        self.last_event_ts = ts
         alerts = self._declaration_alerts(d, ts)
         closed = self.windows.advance()
         if closed:
@@ -217,7 +217,7 @@ class PartitionPipeline:
         route = f"{d.exporter_country}>{d.destination_country}"
         key = f"hs6:{route}:{hs[:6]}"
         alerts = []
-        for name, proto in detectors.items():
+        for name in detectors:
             if name in self._global_detectors:
                 detector = self._global_detectors[name]
                 x: dict[str, Any] = {"exporter_id": d.exporter_id, "consignee_id": d.consignee_id,
@@ -407,10 +407,6 @@ class PartitionPipeline:
             counts[level] = counts.get(level, 0) + 1
         counts["passthrough"] = len(self._passthrough)
         return counts
-
-    @property
-    def series_count(self) -> int:
-        return len(self._series) + len(self._passthrough)
 
     def state_bytes_by_detector(self, sample: int = 50) -> dict[str, float]:
         """Estimated total state bytes per detector, from a sample of series (pickling is slow)."""

@@ -7,8 +7,8 @@ series is complete in one partition and per-product order is kept.
 from __future__ import annotations
 
 import csv
-import io
 import json
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -79,7 +79,7 @@ def produce_records(
     producer = make_producer(bootstrap)
     sent = 0
     started = time.monotonic()
-    bar = tqdm(total=limit or total, unit="decl", disable=not progress, file=_stderr())
+    bar = tqdm(total=limit or total, unit="decl", disable=not progress, file=sys.stderr)
     try:
         for raw in records:
             if limit is not None and sent >= limit:
@@ -99,8 +99,3 @@ def produce_records(
         producer.close()
     return sent
 
-
-def _stderr() -> io.TextIOBase:
-    import sys
-
-    return sys.stderr  # type: ignore[return-value]

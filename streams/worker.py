@@ -117,7 +117,8 @@ class RecordHandler:
         raw = raw or b""
         try:
             declaration = validate_declaration(raw, now_ts=now, limits=self.limits)
-            accepted, alerts = self.pipeline(partition).process(declaration)
+            pipeline = self.pipeline(partition)
+            accepted, alerts = pipeline.process(declaration)
         except RejectedDeclaration as err:
             return [self._dead_letter(raw, key, err.reason, err.detail, topic, partition, offset, now)]
         except Exception as err:  # noqa: BLE001 - never crash on input; dead-letter it
@@ -129,7 +130,7 @@ class RecordHandler:
             return [self._dead_letter(raw, key, "late_event", "its event-time window had closed",
                                       topic, partition, offset, now)]
         # gauges are published once per tick (1 s), not per record: see tick()
-        self._last_event_ts = declaration.declared_at.timestamp()
+        self._last_event_ts = pipeline.last_event_ts
         self._last_processed_at = now
         self._handled += 1
         if self._handled % TIMING_SAMPLE == 0:  # sampled: an observation costs ~1 us

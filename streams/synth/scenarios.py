@@ -81,7 +81,6 @@ __all__ = [
 ]
 
 _DAY = 86_400.0
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
 
 
 @dataclasses.dataclass
