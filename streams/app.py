@@ -1,45 +1,270 @@
-"""The faust worker: declarations topic in, alerts and dead letters out, /metrics beside.
+"""The worker: declarations in, alerts and dead letters out, state beside, /metrics served.
 
-``create_app(settings)`` builds a fresh app each call (no module-level singleton),
-so tests and benchmarks can run one in-process. The agent body is thin: it takes
-records in batches, and hands each to :class:`~streams.worker.RecordHandler`,
-which holds all the logic and never touches faust.
+``create_app(settings)`` builds a fresh faust app each call (no module-level
+singleton), so tests and benchmarks can run one in-process. faust runs the web
+server (``/metrics``) and the process lifecycle; the records flow through one
+loop, :class:`WorkerLoop`, with one set of guarantees. Per batch, as Kafka
+Streams' and quix-streams' checkpoints do:
 
-Records are read as raw bytes (``value_serializer="raw"``): decoding with msgspec
-in the handler costs microseconds, where faust's validated Records cost ~75 us.
+1. **handle**: every record of the fetch goes through
+   :class:`~streams.worker.RecordHandler` (validate -> window -> detect -> alert);
+2. **deliver**: its alerts and dead letters are sent with an idempotent
+   ``acks=all`` producer and every delivery is awaited; a failed send is retried
+   with backoff and blocks the loop (:mod:`streams.delivery`);
+3. **persist**: the state of every partition that closed a window is saved, and
+   the save is awaited;
+4. **commit**: only then are the offsets committed.
+
+A crash anywhere replays from the last saved state and the last commit: alerts
+may be published twice, always with the same deterministic ``alert_id``, and none
+is lost (at-least-once; consumers deduplicate on the id). The idle close (the
+wall-clock timer that closes the windows of a partition that has caught up) runs
+inside the same loop, between batches, so its alerts and state follow the same
+order and nothing mutates a partition while a batch of it is being delivered.
+
+Records are read as raw bytes: decoding with msgspec in the handler costs
+microseconds, where faust's validated Records cost ~75 us.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.checkpoint import CheckpointStore
 from streams.config import Settings
+from streams.delivery import deliver
+from streams.faults import FaultInjector
+from streams.kafka_clients import aiokafka_kwargs
 from streams.metrics import PipelineMetrics
+from streams.pipeline import PartitionPipeline
 from streams.worker import Outgoing, RecordHandler
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "WorkerLoop", "PRODUCER_MAX_REQUEST_BYTES"]
 
 log = logging.getLogger(__name__)
 
-#: Records taken per batch and the longest a partial batch waits: large enough to
-#: amortise faust's per-batch overhead, short enough that an alert is not held back.
+#: Records taken per fetch: large enough to amortise the per-batch delivery wait,
+#: small enough that an alert is not held back.
 BATCH_MAX = 2000
-BATCH_WITHIN_SECONDS = 0.05
-#: How often open windows are checked for the idle timeout, and lag is sampled.
+#: How long one fetch waits for records; also the idle close's resolution.
+FETCH_TIMEOUT_MS = 200
+#: How often windows are checked for the idle close, lag is sampled and gauges set.
 TICK_SECONDS = 1.0
+#: The producer accepts requests up to this size, so the dead letter of a record the
+#: broker accepted (1 MiB by default) fits; larger ones are truncated (streams.delivery).
+PRODUCER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def _broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
+
+
+class StateStore(Protocol):
+    """Where partition state is saved and restored from (streams.checkpoint)."""
+
+    async def load(self, topic: str, partition: int) -> tuple[PartitionPipeline, int] | None: ...
+    async def save(self, topic: str, partition: int, pipeline: PartitionPipeline,
+                   next_offset: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+class _LocalFiles:
+    """Adapter: the local checkpoint files behind the async :class:`StateStore` API."""
+
+    def __init__(self, settings: Settings, metrics: PipelineMetrics) -> None:
+        self._files = CheckpointStore(Path(settings.worker.data_dir) / "checkpoints"
+                                      / settings.kafka.consumer_group)
+        self._settings, self._metrics = settings, metrics
+
+    async def load(self, topic: str, partition: int) -> tuple[PartitionPipeline, int] | None:
+        return self._files.load(topic, partition, self._settings, self._metrics)
+
+    async def save(self, topic: str, partition: int, pipeline: PartitionPipeline,
+                   next_offset: int) -> None:
+        self._files.save(topic, partition, pipeline, next_offset)
+
+    async def close(self) -> None:
+        return None
+
+
+class WorkerLoop:
+    """handle -> deliver -> persist -> commit, batch after batch (see the module doc)."""
+
+    def __init__(self, settings: Settings, handler: RecordHandler, metrics: PipelineMetrics,
+                 faults: FaultInjector | None = None) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.metrics = metrics
+        self.faults = faults or FaultInjector()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.store: StateStore | None = None
+        #: partition -> windows_closed of its pipeline at its last saved state
+        self._saved_at: dict[int, int] = {}
+        self._last_tick = 0.0
+        t = settings.topics
+        self._topic_of: Callable[[Outgoing], str] = (
+            lambda item: t.alerts if item.kind == "alert" else t.dlq)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        kafka = aiokafka_kwargs(s.kafka)
+        self.producer = AIOKafkaProducer(
+            **kafka, client_id=f"{s.kafka.client_id}-out", acks="all", enable_idempotence=True,
+            linger_ms=5, max_request_size=PRODUCER_MAX_REQUEST_BYTES)
+        await self.producer.start()
+        if s.worker.checkpoints:
+            self.store = self._make_store()
+        self.consumer = AIOKafkaConsumer(
+            **kafka, group_id=s.kafka.consumer_group, client_id=s.kafka.client_id,
+            group_instance_id=s.worker.instance_id or None,
+            session_timeout_ms=int(s.worker.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=max(1000, int(s.worker.session_timeout_seconds * 1000) // 4),
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+        await self.consumer.start()
+        self.consumer.subscribe([s.topics.declarations], listener=_Rebalance(self))
+        try:
+            while True:
+                await self.step()
+        finally:
+            consumer, self.consumer = self.consumer, None
+            # leaves the group (dynamic membership), so a successor need not wait out a session
+            await consumer.stop()
+            if self.store is not None:
+                await self.store.close()
+            await self.producer.stop()
+
+    def _make_store(self) -> StateStore:
+        return _LocalFiles(self.settings, self.metrics)
+
+    # -- one iteration ---------------------------------------------------------------
+
+    async def step(self) -> None:
+        """One fetch (possibly empty) through handle -> deliver -> persist -> commit, then tick."""
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=BATCH_MAX)
+        if batches:
+            out = self._handle(batches)
+            await self._deliver(out)
+            self.faults.reached("after_send")
+            await self._persist({tp.partition: tp.topic for tp in batches})
+            await self.consumer.commit({tp: records[-1].offset + 1
+                                        for tp, records in batches.items()})
+            self.faults.reached("after_commit")
+        if time.monotonic() - self._last_tick >= TICK_SECONDS:
+            self._last_tick = time.monotonic()
+            await self._tick()
+
+    def _handle(self, batches: dict[TopicPartition, list[Any]]) -> list[Outgoing]:
+        handle = self.handler.handle
+        out: list[Outgoing] = []
+        total = sum(len(records) for records in batches.values())
+        seen, half = 0, total // 2
+        for tp, records in batches.items():
+            topic, partition = tp.topic, tp.partition
+            for r in records:
+                out.extend(handle(r.value, key=r.key, topic=topic, partition=partition,
+                                  offset=r.offset, timestamp=r.timestamp / 1000.0))
+                seen += 1
+                if seen == half:
+                    self.faults.reached("mid_batch")
+        return out
+
+    async def _deliver(self, out: list[Outgoing]) -> None:
+        if not out:
+            return
+        assert self.producer is not None
+        await deliver(self.producer, out, self._topic_of, self.metrics)
+        self.handler.after_publish(out, time.time())
+
+    async def _persist(self, partitions: dict[int, str]) -> None:
+        """Save the state of every given partition that closed a window since its last save."""
+        if self.store is None:
+            return
+        for partition, topic in partitions.items():
+            pipeline = self.handler.pipelines.get(partition)
+            if pipeline is not None and pipeline.windows_closed > self._saved_at.get(partition, -1):
+                await self._save(topic, partition)
+
+    async def _save(self, topic: str, partition: int) -> None:
+        pipeline = self.handler.pipelines.get(partition)
+        position = self.handler.position(topic, partition)
+        if self.store is None or pipeline is None or position is None:
+            return
+        await self.store.save(topic, partition, pipeline, next_offset=position)
+        self._saved_at[partition] = pipeline.windows_closed
+
+    async def _tick(self) -> None:
+        """Sample lag, forget revoked partitions, idle-close caught-up partitions."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        topic = self.settings.topics.declarations
+        assignment = {tp for tp in consumer.assignment() if tp.topic == topic}
+        self.handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
+        for tp in assignment:
+            self.handler.record_highwater(tp.topic, tp.partition, consumer.highwater(tp))
+        before = {p: pipeline.windows_closed for p, pipeline in self.handler.pipelines.items()}
+        out = self.handler.tick()
+        await self._deliver(out)
+        # windows closed by the idle timer are state too: save them like any other close
+        changed = {p: topic for p, pipeline in self.handler.pipelines.items()
+                   if pipeline.windows_closed > before.get(p, pipeline.windows_closed)}
+        await self._persist(changed)
+
+    # -- rebalances (called by aiokafka inside getmany) -------------------------------
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Save what this worker learned since the last save, for the partition's next owner."""
+        for tp in revoked:
+            if tp.topic == self.settings.topics.declarations:
+                try:
+                    await self._save(tp.topic, tp.partition)
+                except Exception:  # noqa: BLE001 - the next owner replays from the older state
+                    log.exception("could not save %s[%d] on revoke", tp.topic, tp.partition)
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Resume each newly assigned partition from its saved state, or start it cold."""
+        if self.store is None or self.consumer is None:
+            return
+        for tp in assigned:
+            if tp.topic != self.settings.topics.declarations:
+                continue
+            loaded = await self.store.load(tp.topic, tp.partition)
+            if loaded is None:
+                log.info("%s[%d]: no saved state, starting cold", tp.topic, tp.partition)
+                continue
+            pipeline, next_offset = loaded
+            self.handler.restore(tp.topic, tp.partition, pipeline, next_offset)
+            self._saved_at[tp.partition] = pipeline.windows_closed
+            self.consumer.seek(tp, next_offset)
+            log.info("resumed %s[%d] from saved state at offset %d",
+                     tp.topic, tp.partition, next_offset)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: WorkerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._loop.on_revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._loop.on_assigned(list(assigned))
 
 
 def create_app(
@@ -57,10 +282,8 @@ def create_app(
         metrics.set_build_info(__version__, settings.config_version)
     Path(settings.worker.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        # the batch engine's consumer owns the group name; faust's own consumer (which
-        # then has no agent to feed) must not join that group with its own protocol
-        settings.kafka.consumer_group if settings.worker.engine == "agent"
-        else f"{settings.kafka.consumer_group}-app",
+        # faust's own consumer has no agent to feed; it must not join the worker's group
+        f"{settings.kafka.consumer_group}-app",
         broker=_broker_url(settings.kafka.bootstrap_servers),
         broker_client_id=settings.kafka.client_id,
         store="memory://",
@@ -68,56 +291,24 @@ def create_app(
         web_bind=settings.worker.web_host,
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
-        consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
-        topic_partitions=settings.topics.partitions,
-        producer_linger_ms=5,
     )
-    declarations = app.topic(settings.topics.declarations, key_serializer="raw",
-                             value_serializer="raw", internal=False)
-    alerts_topic = app.topic(settings.topics.alerts, key_serializer="raw",
-                             value_serializer="raw", internal=False)
-    dlq_topic = app.topic(settings.topics.dlq, key_serializer="raw",
-                          value_serializer="raw", internal=False)
     handler = RecordHandler(settings, metrics)
+    loop = WorkerLoop(settings, handler, metrics)
     app.tradewatch_handler = handler  # type: ignore[attr-defined]
+    app.tradewatch_loop = loop  # type: ignore[attr-defined]
 
-    async def publish(out: list[Outgoing]) -> None:
-        for item in out:
-            topic = alerts_topic if item.kind == "alert" else dlq_topic
-            try:
-                await topic.send(key=item.key, value=item.value, headers=item.headers)
-            except Exception:  # noqa: BLE001 - count and log; never kill the agent
-                metrics.publish_failures.labels(kind=item.kind).inc()
-                log.exception("could not publish %s to %s", item.kind, topic.get_topic_name())
-        handler.after_publish(out, time.time())
-
-    if settings.worker.engine == "agent":
-        consumer_view = _add_agent(app, declarations, handler, publish)
-    else:
-        consumer_view = _add_batch_consumer(app, settings, handler, publish)
-
-    @app.timer(interval=TICK_SECONDS)
-    async def tick() -> None:
-        # an exception escaping a faust timer crashes the whole worker: contain it
+    @app.task
+    async def consume() -> None:
         try:
-            out = handler.tick()
-            if out:
-                await publish(out)
-            consumer = consumer_view()
-            if consumer is None:
-                return
-            assignment = {tp for tp in consumer.assignment()
-                          if tp.topic == settings.topics.declarations}
-            handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
-            for tp in assignment:
-                try:
-                    highwater = consumer.highwater(tp)
-                except Exception:  # noqa: BLE001 - not known yet right after assignment
-                    continue
-                handler.record_highwater(tp.topic, tp.partition, highwater)
-        except Exception:  # noqa: BLE001
-            log.exception("tick failed; retrying on the next tick")
+            await loop.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the worker loop failed; stopping the worker")
+            with contextlib.suppress(Exception):
+                await app.stop()
+            raise
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -125,109 +316,3 @@ def create_app(
                          headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return app
-
-
-Publish = Callable[[list[Outgoing]], Awaitable[None]]
-
-
-def _add_agent(app: faust.App, declarations: Any, handler: RecordHandler,
-               publish: Publish) -> Callable[[], Any]:
-    """Engine "agent": a faust agent takes the records in batches (faust's own stream)."""
-
-    @app.agent(declarations)
-    async def detect(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_SECONDS):
-            out: list[Outgoing] = []
-            for event in events:
-                message = event.message
-                out.extend(handler.handle(
-                    message.value, key=message.key, topic=message.topic,
-                    partition=message.partition, offset=message.offset,
-                    timestamp=message.timestamp))
-            if out:
-                await publish(out)
-
-    return lambda: app.consumer
-
-
-def _add_batch_consumer(app: faust.App, settings: Settings, handler: RecordHandler,
-                        publish: Publish) -> Callable[[], Any]:
-    """Engine "batch": an aiokafka consumer in the app's event loop reads whole fetches.
-
-    faust's per-event stream machinery costs a few hundred microseconds per record
-    (several tasks and futures each; see ``bench/e2e.py``), ten times the
-    pipeline's own work. Reading ``getmany`` batches with the client faust is built
-    on removes that, while faust still runs the web server, the timers and the
-    producer. Offsets are committed after each batch has been handled and its
-    alerts and dead letters handed to the producer: at-least-once, like the agent.
-    """
-    state: dict[str, Any] = {"consumer": None}
-    store = (CheckpointStore(Path(settings.worker.data_dir) / "checkpoints"
-                             / settings.kafka.consumer_group)
-             if settings.worker.checkpoints else None)
-    saved_at: dict[int, int] = {}  # partition -> windows_closed at its last checkpoint
-
-    def checkpoint(topic: str, partition: int) -> None:
-        pipeline = handler.pipelines.get(partition)
-        position = handler.position(topic, partition)
-        if store is None or pipeline is None or position is None:
-            return
-        store.save(topic, partition, pipeline, next_offset=position)
-        saved_at[partition] = pipeline.windows_closed
-
-    class Checkpoints(ConsumerRebalanceListener):  # type: ignore[misc]
-        """Resume each newly assigned partition from its checkpoint; save on revoke."""
-
-        def on_partitions_revoked(self, revoked: Any) -> None:
-            for tp in revoked:
-                checkpoint(tp.topic, tp.partition)
-
-        def on_partitions_assigned(self, assigned: Any) -> None:
-            consumer = state["consumer"]
-            for tp in assigned:
-                loaded = store.load(tp.topic, tp.partition, settings, handler.metrics) if store else None
-                if loaded is None:
-                    continue
-                pipeline, next_offset = loaded
-                handler.restore(tp.topic, tp.partition, pipeline, next_offset)
-                saved_at[tp.partition] = pipeline.windows_closed
-                consumer.seek(tp, next_offset)
-                log.info("resumed %s[%d] from its checkpoint at offset %d",
-                         tp.topic, tp.partition, next_offset)
-
-    @app.task
-    async def consume_batches() -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
-            group_id=settings.kafka.consumer_group,
-            client_id=settings.kafka.client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        await consumer.start()
-        state["consumer"] = consumer
-        consumer.subscribe([settings.topics.declarations], listener=Checkpoints())
-        try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX)
-                if not batches:
-                    continue
-                out: list[Outgoing] = []
-                for tp, records in batches.items():
-                    for r in records:
-                        out.extend(handler.handle(
-                            r.value, key=r.key, topic=tp.topic, partition=tp.partition,
-                            offset=r.offset, timestamp=r.timestamp / 1000.0))
-                if out:
-                    await publish(out)
-                await consumer.commit()
-                for tp in batches:
-                    pipeline = handler.pipelines.get(tp.partition)
-                    if pipeline is not None and pipeline.windows_closed > saved_at.get(tp.partition, 0):
-                        checkpoint(tp.topic, tp.partition)
-        finally:
-            state["consumer"] = None
-            await consumer.stop()
-
-    return lambda: state["consumer"]

@@ -106,11 +106,16 @@ class WorkerSettings(_Section):
     web_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 6066
     #: Detector checkpoints and faust's table data.
     data_dir: str = "var/worker"
-    #: How records are read: "batch" (aiokafka fetches inside the faust app, ~10x
-    #: faster) or "agent" (a faust stream agent). Both run the same RecordHandler.
-    engine: Literal["batch", "agent"] = "batch"
-    #: Batch engine: save each partition's detector state under data_dir/checkpoints
-    #: whenever it closes a window, and resume from it after a restart or rebalance.
+    #: Static group membership (Kafka ``group.instance.id``): a worker restarted with
+    #: the same id takes its partitions back at once instead of waiting out its dead
+    #: predecessor's session. One id per worker process; empty = dynamic membership.
+    #: Overridden by TRADEWATCH_INSTANCE_ID.
+    instance_id: str = ""
+    #: A worker that stops heartbeating (killed, hung) loses its partitions after this
+    #: long; a clean shutdown leaves the group at once.
+    session_timeout_seconds: Annotated[float, msgspec.Meta(ge=6, le=300)] = 10.0
+    #: Save each partition's detector state whenever it closes a window, and resume
+    #: from it after a restart or rebalance.
     checkpoints: bool = True
 
 
@@ -228,6 +233,7 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "TRADEWATCH_WEB_PORT": "worker.web_port",
     "TRADEWATCH_WEB_HOST": "worker.web_host",
     "TRADEWATCH_CONSUMER_GROUP": "kafka.consumer_group",
+    "TRADEWATCH_INSTANCE_ID": "worker.instance_id",
 }
 
 

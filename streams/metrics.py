@@ -55,6 +55,7 @@ class PipelineMetrics:
     alerts_published: Counter
     alerts_suppressed: Counter
     publish_failures: Counter
+    publish_blocked: Gauge
     event_to_alert_latency: Histogram
     record_processing: Histogram
     detector_processing: Histogram
@@ -109,7 +110,12 @@ class PipelineMetrics:
                 ["detector", "reason"], registry=r),
             publish_failures=Counter(
                 "tradewatch_publish_failures",
-                "Alerts or dead letters the worker could not hand to Kafka.", ["kind"], registry=r),
+                "Failed attempts to publish an alert or dead letter (each is retried).",
+                ["kind"], registry=r),
+            publish_blocked=Gauge(
+                "tradewatch_publish_blocked",
+                "1 while the worker retries a failed publish: nothing is committed meanwhile.",
+                registry=r),
             event_to_alert_latency=Histogram(
                 "tradewatch_event_to_alert_latency_seconds",
                 "Wall time from the arrival of the record that closed a window to its alert.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
@@ -20,11 +19,8 @@ def _comparable(alerts):  # type: ignore[no-untyped-def]
                   for a in alerts)
 
 
-@pytest.mark.parametrize("engine", ["batch", "agent"])
-def test_offline_and_kafka_modes_give_the_same_alerts(kafka_bootstrap: str, engine: str) -> None:
+def test_offline_and_kafka_modes_give_the_same_alerts(kafka_bootstrap: str) -> None:
     settings = load_settings(DEFAULT_CONFIG_PATH, env={})
-    settings = msgspec.structs.replace(
-        settings, worker=msgspec.structs.replace(settings.worker, engine=engine))
     records, _ = spike_stream(days=80, spike_day=55)
     offline = run_offline(records, settings).alerts
     online = run_through_kafka(records, settings)

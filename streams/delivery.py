@@ -1,0 +1,133 @@
+"""Deliver a batch's alerts and dead letters, or block until they can be: never commit past a loss.
+
+The worker's loop per batch is *handle -> deliver -> persist state -> commit*.
+:func:`deliver` is the second step: it sends every outgoing message with an
+idempotent ``acks=all`` producer, awaits every delivery, and re-sends the ones
+that failed with exponential backoff until they are acknowledged. It returns only
+when all are: the caller commits afterwards, so a record's offset is committed
+only once its alerts (or its dead letter) are on the broker. While it retries, the
+``tradewatch_publish_blocked`` gauge is 1, ``tradewatch_publish_failures_total``
+counts every failed attempt and the log says why; consumption of that worker
+stops, lag grows, and the operator's lag alert fires.
+
+One failure cannot heal by retrying: a dead letter larger than the broker or the
+DLQ topic accepts (the original bytes of an oversized record). Such a message is
+re-sent once as a *truncated* dead letter: the first :data:`TRUNCATED_KEEP_BYTES`
+bytes, with headers ``tw-value-truncated`` (the original size) and
+``tw-value-sha256`` (of the original bytes), so the record is still accounted for
+and can be found in the source topic by its ``tw-source-*`` headers.
+
+Sending is idempotent and alert ids are deterministic, so a re-send that the broker
+had in fact stored before the failure is harmless to consumers that deduplicate on
+``alert_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from streams.metrics import PipelineMetrics
+from streams.worker import Outgoing
+
+__all__ = ["deliver", "Sender", "TRUNCATED_KEEP_BYTES", "truncated_dead_letter"]
+
+log = logging.getLogger(__name__)
+
+#: How much of an oversized record a truncated dead letter keeps.
+TRUNCATED_KEEP_BYTES = 64 * 1024
+#: First retry after this many seconds, doubling up to the cap.
+BACKOFF_START_SECONDS = 0.1
+BACKOFF_MAX_SECONDS = 5.0
+
+
+class Sender(Protocol):
+    """The part of ``aiokafka.AIOKafkaProducer`` that :func:`deliver` uses."""
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]: ...
+
+
+def _too_large(err: BaseException) -> bool:
+    """A failure that re-sending the same bytes can never fix."""
+    name = type(err).__name__
+    return name in {"MessageSizeTooLargeError", "RecordTooLargeError"}
+
+
+def truncated_dead_letter(item: Outgoing) -> Outgoing:
+    """The dead letter of an oversized record: its head, its size and its digest."""
+    headers = [h for h in item.headers if h[0] not in ("tw-value-truncated", "tw-value-sha256")]
+    headers += [("tw-value-truncated", str(len(item.value)).encode()),
+                ("tw-value-sha256", hashlib.sha256(item.value).hexdigest().encode())]
+    return Outgoing(item.kind, item.key, item.value[:TRUNCATED_KEEP_BYTES], headers,
+                    alert=item.alert, arrival=item.arrival)
+
+
+async def deliver(
+    producer: Sender,
+    out: Sequence[Outgoing],
+    topic_of: Callable[[Outgoing], str],
+    metrics: PipelineMetrics,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Send ``out`` and return once the broker has acknowledged every message.
+
+    Retries forever with backoff; the only message ever changed is an oversized
+    dead letter (see the module doc). ``topic_of`` names each message's topic.
+    """
+    pending = list(out)
+    backoff = BACKOFF_START_SECONDS
+    blocked = False
+    try:
+        while pending:
+            results = await _send_all(producer, pending, topic_of)
+            failed: list[Outgoing] = []
+            for item, result in zip(pending, results, strict=True):
+                if not isinstance(result, BaseException):
+                    continue
+                metrics.publish_failures.labels(kind=item.kind).inc()
+                if item.kind == "dead_letter" and _too_large(result) \
+                        and len(item.value) > TRUNCATED_KEEP_BYTES:
+                    log.error("dead letter of %d bytes is too large for the broker (%s); "
+                              "publishing it truncated with its size and sha256",
+                              len(item.value), type(result).__name__)
+                    failed.append(truncated_dead_letter(item))
+                    continue
+                log.warning("could not publish %s to %s: %s: %s; retrying in %.1fs "
+                            "(offsets stay uncommitted)", item.kind, topic_of(item),
+                            type(result).__name__, result, backoff)
+                failed.append(item)
+            if not failed:
+                return
+            if not blocked:
+                blocked = True
+                metrics.publish_blocked.set(1)
+            pending = failed
+            await sleep(backoff)
+            backoff = min(BACKOFF_MAX_SECONDS, backoff * 2)
+    finally:
+        if blocked:
+            metrics.publish_blocked.set(0)
+
+
+async def _send_all(producer: Sender, items: Sequence[Outgoing],
+                    topic_of: Callable[[Outgoing], str]) -> list[Any]:
+    """Enqueue every message, then await every delivery; exceptions are returned, not raised."""
+    futures: list[Any] = []
+    for item in items:
+        try:
+            futures.append(await producer.send(topic_of(item), item.value, key=item.key,
+                                               headers=item.headers))
+        except Exception as err:  # noqa: BLE001 - e.g. too large for the client, no metadata
+            futures.append(_failed(err))
+    return list(await asyncio.gather(*futures, return_exceptions=True))
+
+
+def _failed(err: BaseException) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(err)
+    return future
