@@ -43,7 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.checkpoint import CheckpointStore
 from streams.config import Settings
-from streams.delivery import deliver
+from streams.delivery import BACKOFF_MAX_SECONDS, BACKOFF_START_SECONDS, deliver
 from streams.faults import FaultInjector
 from streams.kafka_clients import aiokafka_kwargs
 from streams.metrics import PipelineMetrics
@@ -61,6 +61,8 @@ BATCH_MAX = 2000
 FETCH_TIMEOUT_MS = 200
 #: How often windows are checked for the idle close, lag is sampled and gauges set.
 TICK_SECONDS = 1.0
+#: A clean shutdown waits this long at most to save the state learned since the last save.
+SHUTDOWN_SAVE_SECONDS = 10.0
 #: The producer accepts requests up to this size, so the dead letter of a record the
 #: broker accepted (1 MiB by default) fits; larger ones are truncated (streams.delivery).
 PRODUCER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -112,6 +114,9 @@ class WorkerLoop:
         self.store: StateStore | None = None
         #: partition -> windows_closed of its pipeline at its last saved state
         self._saved_at: dict[int, int] = {}
+        #: True between handling records and the broker acknowledging their output:
+        #: state saved then would hold windows whose alerts may never be published.
+        self._undelivered = False
         self._last_tick = 0.0
         t = settings.topics
         self._topic_of: Callable[[Outgoing], str] = (
@@ -141,6 +146,9 @@ class WorkerLoop:
             while True:
                 await self.step()
         finally:
+            if not self._undelivered:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._save_all(), timeout=SHUTDOWN_SAVE_SECONDS)
             consumer, self.consumer = self.consumer, None
             # leaves the group (dynamic membership), so a successor need not wait out a session
             await consumer.stop()
@@ -158,8 +166,10 @@ class WorkerLoop:
         assert self.consumer is not None
         batches = await self.consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=BATCH_MAX)
         if batches:
+            self._undelivered = True
             out = self._handle(batches)
             await self._deliver(out)
+            self._undelivered = False
             self.faults.reached("after_send")
             await self._persist({tp.partition: tp.topic for tp in batches})
             await self.consumer.commit({tp: records[-1].offset + 1
@@ -201,12 +211,33 @@ class WorkerLoop:
                 await self._save(topic, partition)
 
     async def _save(self, topic: str, partition: int) -> None:
+        """Save one partition's state; a failed save is retried and blocks the commit."""
         pipeline = self.handler.pipelines.get(partition)
         position = self.handler.position(topic, partition)
         if self.store is None or pipeline is None or position is None:
             return
-        await self.store.save(topic, partition, pipeline, next_offset=position)
+        backoff = BACKOFF_START_SECONDS
+        while True:
+            try:
+                await self.store.save(topic, partition, pipeline, next_offset=position)
+                break
+            except Exception as err:  # noqa: BLE001 - retried; offsets stay uncommitted
+                self.metrics.publish_failures.labels(kind="state").inc()
+                self.metrics.publish_blocked.set(1)
+                log.warning("could not save the state of %s[%d]: %s: %s; retrying in %.1fs "
+                            "(offsets stay uncommitted)", topic, partition,
+                            type(err).__name__, err, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX_SECONDS, backoff * 2)
+        self.metrics.publish_blocked.set(0)
         self._saved_at[partition] = pipeline.windows_closed
+
+    async def _save_all(self) -> None:
+        """Save every owned partition that changed since its last save (clean shutdown)."""
+        topic = self.settings.topics.declarations
+        for partition, pipeline in list(self.handler.pipelines.items()):
+            if pipeline.windows_closed != self._saved_at.get(partition):
+                await self._save(topic, partition)
 
     async def _tick(self) -> None:
         """Sample lag, forget revoked partitions, idle-close caught-up partitions."""
@@ -219,8 +250,10 @@ class WorkerLoop:
         for tp in assignment:
             self.handler.record_highwater(tp.topic, tp.partition, consumer.highwater(tp))
         before = {p: pipeline.windows_closed for p, pipeline in self.handler.pipelines.items()}
+        self._undelivered = True
         out = self.handler.tick()
         await self._deliver(out)
+        self._undelivered = False
         # windows closed by the idle timer are state too: save them like any other close
         changed = {p: topic for p, pipeline in self.handler.pipelines.items()
                    if pipeline.windows_closed > before.get(p, pipeline.windows_closed)}
@@ -233,7 +266,8 @@ class WorkerLoop:
         for tp in revoked:
             if tp.topic == self.settings.topics.declarations:
                 try:
-                    await self._save(tp.topic, tp.partition)
+                    await asyncio.wait_for(self._save(tp.topic, tp.partition),
+                                           timeout=SHUTDOWN_SAVE_SECONDS)
                 except Exception:  # noqa: BLE001 - the next owner replays from the older state
                     log.exception("could not save %s[%d] on revoke", tp.topic, tp.partition)
 

@@ -156,7 +156,7 @@ class PipelineMetrics:
         )
         for reason in REJECT_REASONS:
             m.declarations_rejected.labels(reason=reason)
-        for kind in ("alert", "dead_letter"):
+        for kind in ("alert", "dead_letter", "state"):
             m.publish_failures.labels(kind=kind)
         for level in [*levels, "passthrough"]:
             m.windows_closed.labels(level=level)
