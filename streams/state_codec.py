@@ -60,7 +60,7 @@ import msgspec
 import numpy as np
 
 from streams.config import Settings
-from streams.metrics import PipelineMetrics
+from streams.metrics import STATE_REFUSAL_REASONS, PipelineMetrics
 from streams.pipeline import PartitionPipeline
 
 __all__ = [
@@ -121,8 +121,7 @@ class RestoredState:
 
 
 #: Every reason :func:`decode_envelope` can give (bounded: they are metric labels).
-REFUSAL_REASONS = ("malformed", "format_version", "digest", "wrong_partition", "config_changed",
-                   "layout_changed", "shape")
+REFUSAL_REASONS = STATE_REFUSAL_REASONS
 
 
 # -- the allowlist ---------------------------------------------------------------------
