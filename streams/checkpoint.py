@@ -1,16 +1,12 @@
-"""Detector state survives a restart: one checkpoint file per partition, written per closed window.
+"""Transitional local checkpoint files, data-only: what the worker used before the changelog.
 
-A checkpoint holds a partition's whole :class:`~streams.pipeline.PartitionPipeline`
-(open windows, every series' detectors, cooldowns) and the offset of the next
-record it has not seen. On assignment the worker loads it and seeks the partition
-there, so the records after the checkpoint are replayed into exactly the state
-that first saw them: the replay raises the same alerts with the same
-deterministic ``alert_id``, which consumers deduplicate.
-
-Checkpoints are written once per closed window (not per record: a window holds
-thousands), atomically (write to a temporary file, then rename), and are trusted
-local files of the worker, never input from Kafka: ``pickle`` is fine here and
-nowhere else.
+The worker's state now belongs in the consumer group's changelog topic
+(:class:`streams.state_store.PartitionStateStore`), so it moves with its
+partitions between machines. Until the worker loop is rewired to it, this
+synchronous store keeps the old call sites working, but with the same
+versioned, data-only encoding (:mod:`streams.state_codec`): a file is never
+unpickled, and a file that is tampered with, from another format version or
+another configuration is refused (logged) and the partition starts cold.
 
 >>> import tempfile
 >>> from streams.config import Settings
@@ -20,24 +16,29 @@ nowhere else.
 >>> pipeline, offset = store.load("trade.declarations", 3, Settings())
 >>> offset, pipeline.partition
 (42, 3)
+>>> _ = store.path("trade.declarations", 3).write_bytes(b"not a state")
+>>> store.load("trade.declarations", 3, Settings()) is None
+True
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from streams.config import Settings
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
+from streams.state_codec import FORMAT_VERSION, Refusal, decode_envelope, encode_envelope
 
 __all__ = ["CheckpointStore", "CHECKPOINT_VERSION"]
 
-#: Bumped whenever PartitionPipeline's pickled layout changes; older files are ignored.
-CHECKPOINT_VERSION = 1
+log = logging.getLogger(__name__)
+
+#: The state encoding's version (files of other versions are refused).
+CHECKPOINT_VERSION = FORMAT_VERSION
 
 
 class CheckpointStore:
@@ -49,16 +50,15 @@ class CheckpointStore:
     def path(self, topic: str, partition: int) -> Path:
         return self.directory / f"{topic}-{partition}.ckpt"
 
-    def save(self, topic: str, partition: int, pipeline: PartitionPipeline, next_offset: int) -> None:
+    def save(self, topic: str, partition: int, pipeline: PartitionPipeline, next_offset: int,
+             settings: Settings | None = None) -> None:
+        """Write atomically (temporary file, then rename)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload: dict[str, Any] = {
-            "version": CHECKPOINT_VERSION, "topic": topic, "partition": partition,
-            "next_offset": next_offset, "pipeline": pipeline,
-        }
+        raw = encode_envelope(topic, partition, pipeline, next_offset, settings or pipeline.settings)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt-")
         try:
             with os.fdopen(fd, "wb") as fh:
-                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(raw)
             os.replace(tmp, self.path(topic, partition))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -68,22 +68,20 @@ class CheckpointStore:
         self, topic: str, partition: int, settings: Settings,
         metrics: PipelineMetrics | None = None,
     ) -> tuple[PartitionPipeline, int] | None:
-        """The saved pipeline (rebound to ``settings`` and ``metrics``) and its next offset.
+        """The saved pipeline (bound to ``settings`` and ``metrics``) and its next offset.
 
-        ``None`` when there is no usable checkpoint: none saved, another layout
-        version, or a pipeline built from a different configuration (its
-        detectors would not be the ones the config now asks for).
+        ``None`` when there is no usable checkpoint: none saved, or refused
+        (the reason is logged and counted).
         """
-        path = self.path(topic, partition)
         try:
-            with path.open("rb") as fh:
-                payload = pickle.load(fh)  # noqa: S301 - the worker's own file
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            raw = self.path(topic, partition).read_bytes()
+        except OSError:
             return None
-        if payload.get("version") != CHECKPOINT_VERSION:
+        result = decode_envelope(raw, topic, partition, settings, metrics)
+        if isinstance(result, Refusal):
+            log.warning("checkpoint %s refused, cold start: %s", self.path(topic, partition), result)
+            if metrics is not None:
+                metrics.state_restores.labels(outcome="refused").inc()
+                metrics.state_refusals.labels(reason=result.reason).inc()
             return None
-        pipeline: PartitionPipeline = payload["pipeline"]
-        if pipeline.settings.detectors != settings.detectors or pipeline.settings.windows != settings.windows:
-            return None
-        pipeline.rebind(settings, metrics)
-        return pipeline, int(payload["next_offset"])
+        return result.pipeline, result.next_offset

@@ -54,7 +54,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = _settings(args)
     t = settings.topics
     created = ensure_topics(_bootstrap(settings), default_topic_specs(
-        declarations=t.declarations, dlq=t.dlq, alerts=t.alerts, partitions=t.partitions))
+        declarations=t.declarations, dlq=t.dlq, alerts=t.alerts, partitions=t.partitions,
+        consumer_group=settings.kafka.consumer_group))
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 

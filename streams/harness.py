@@ -21,7 +21,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.config import Settings, load_settings_text
-from streams.topics import default_topic_specs, delete_topics, ensure_topics
+from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
 
 __all__ = ["free_port", "private_settings", "running_worker", "read_topic", "RunningWorker"]
 
@@ -110,7 +110,8 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
     """
     t = settings.topics
     bootstrap = settings.kafka.bootstrap_servers
-    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
+    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions,
+                                                 consumer_group=settings.kafka.consumer_group))
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "tradewatch.toml"
     config_path.write_text(settings_toml)
@@ -145,7 +146,8 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
                 proc.wait()
         if not keep_topics:
             with contextlib.suppress(Exception):
-                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts])
+                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts,
+                                          changelog_topic(settings.kafka.consumer_group)])
 
 
 def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 60.0,

@@ -31,7 +31,8 @@ from detectors.calibration import SEVERITY_LEVELS
 from detectors.reference import CHPL_TIER_ORDER, TRANSIT_COUNTRIES
 from streams.validate import REJECT_REASONS
 
-__all__ = ["PipelineMetrics", "AlertBoard", "NO_LABEL"]
+__all__ = ["PipelineMetrics", "AlertBoard", "NO_LABEL", "STATE_RESTORE_OUTCOMES",
+           "STATE_REFUSAL_REASONS", "STATE_SAVE_OUTCOMES"]
 
 #: Label value for "not a transit country" / "not on the CHPL".
 NO_LABEL = "none"
@@ -41,6 +42,15 @@ NO_LABEL = "none"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 #: Per-record and per-detector work is microseconds; default buckets start at 5 ms.
 _FAST_BUCKETS = (1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.025, 0.1, 1)
+#: A partition's saved state: a few KB cold, megabytes with the novelty Bloom filters.
+_STATE_BYTES_BUCKETS = tuple(float(1 << n) for n in range(10, 27, 2))
+#: How a partition's state was found on assignment (streams.state_store): "changelog" and
+#: "cache" are restored state; "cold" had none; "refused" had one that was not used.
+STATE_RESTORE_OUTCOMES = ("changelog", "cache", "cold", "refused")
+#: Why a stored state was refused (streams.state_codec.Refusal.reason).
+STATE_REFUSAL_REASONS = ("malformed", "format_version", "digest", "wrong_partition",
+                         "config_changed", "layout_changed", "shape")
+STATE_SAVE_OUTCOMES = ("ok", "failed", "too_large")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +77,11 @@ class PipelineMetrics:
     detector_state_bytes: Gauge
     build_info: Info
     board: AlertBoard
+    state_restores: Counter
+    state_refusals: Counter
+    state_saves: Counter
+    state_save_bytes: Histogram
+    state_restore_seconds: Histogram
 
     @classmethod
     def create(
@@ -153,7 +168,34 @@ class PipelineMetrics:
             build_info=Info(
                 "tradewatch_build", "Version of tradewatch and of the config it runs.", registry=r),
             board=AlertBoard(registry, capacity=board_capacity),
+            state_restores=Counter(
+                "tradewatch_state_restores",
+                "Partitions assigned, by where their state came from (changelog, cache, cold, "
+                "refused = a stored state was refused and the partition started cold).",
+                ["outcome"], registry=r),
+            state_refusals=Counter(
+                "tradewatch_state_refusals",
+                "Stored partition states refused (never executed), by reason.",
+                ["reason"], registry=r),
+            state_saves=Counter(
+                "tradewatch_state_saves",
+                "Partition states written to the changelog topic, by outcome.",
+                ["outcome"], registry=r),
+            state_save_bytes=Histogram(
+                "tradewatch_state_save_bytes",
+                "Size of one saved partition state (compressed envelope).",
+                buckets=_STATE_BYTES_BUCKETS, registry=r),
+            state_restore_seconds=Histogram(
+                "tradewatch_state_restore_seconds",
+                "Time to read a partition's state from the changelog and rebuild it.",
+                registry=r),
         )
+        for outcome in STATE_RESTORE_OUTCOMES:
+            m.state_restores.labels(outcome=outcome)
+        for reason in STATE_REFUSAL_REASONS:
+            m.state_refusals.labels(reason=reason)
+        for outcome in STATE_SAVE_OUTCOMES:
+            m.state_saves.labels(outcome=outcome)
         for reason in REJECT_REASONS:
             m.declarations_rejected.labels(reason=reason)
         for kind in ("alert", "dead_letter", "state"):

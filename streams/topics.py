@@ -5,6 +5,7 @@ Topics (default names, all overridable)::
     trade.declarations      4 partitions, 7 days   the input: one JSON trade declaration per record
     trade.alerts            4 partitions, 30 days  the output: one record per detector alert
     trade.declarations.dlq  1 partition,  30 days  records the worker could not decode or validate
+    <group>.state-changelog 4 partitions, compacted  each partition's detector state (streams.state_store)
 
 Keying rule
 -----------
@@ -31,6 +32,15 @@ Why these partition counts
   volume is low, and one partition keeps the record of bad input in arrival
   order for audit and replay. Retention is 30 days since it is that record.
 
+* ``<consumer group>.state-changelog``: one per consumer group (two groups reading
+  the same input keep separate state), as many partitions as the declarations
+  topic: input partition ``p`` keeps its state in changelog partition ``p``
+  (as Kafka Streams does), key ``"<input topic>:<p>"``, value a
+  :mod:`streams.state_codec` envelope. Compacted, so only the newest state of
+  each key is kept; ``max.message.bytes`` is 64 MiB because a partition's state
+  holds megabytes of Bloom filters (the worker's producer must allow as much,
+  :data:`CHANGELOG_MAX_MESSAGE_BYTES`).
+
 Topics are created with the cluster's default replication factor (1 on the
 project's local single-node broker).
 """
@@ -47,6 +57,9 @@ __all__ = [
     "DAY_MS",
     "TopicMismatchError",
     "TopicSpec",
+    "CHANGELOG_MAX_MESSAGE_BYTES",
+    "changelog_topic",
+    "changelog_spec",
     "default_topic_specs",
     "delete_topics",
     "ensure_topics",
@@ -95,22 +108,59 @@ class TopicSpec:
         return out
 
 
+#: Largest changelog record (one partition's compressed state), topic and producer alike.
+CHANGELOG_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Changelog segments roll at this size, so the log cleaner can compact them (the
+#: active segment is never compacted).
+_CHANGELOG_SEGMENT_BYTES = 128 * 1024 * 1024
+
+
+def changelog_topic(consumer_group: str) -> str:
+    """The state changelog topic of a consumer group.
+
+    >>> changelog_topic("tradewatch-worker")
+    'tradewatch-worker.state-changelog'
+    """
+    return f"{consumer_group}.state-changelog"
+
+
+def changelog_spec(consumer_group: str, partitions: int) -> TopicSpec:
+    """The compacted changelog topic, co-partitioned with the declarations topic.
+
+    >>> changelog_spec("g", 4).configs()["cleanup.policy"]
+    'compact'
+    """
+    return TopicSpec(
+        changelog_topic(consumer_group), partitions, retention_ms=-1, cleanup_policy="compact",
+        extra_config={"max.message.bytes": str(CHANGELOG_MAX_MESSAGE_BYTES),
+                      "segment.bytes": str(_CHANGELOG_SEGMENT_BYTES)},
+    )
+
+
 def default_topic_specs(
     declarations: str = "trade.declarations",
     dlq: str = "trade.declarations.dlq",
     alerts: str = "trade.alerts",
     partitions: int = 4,
+    consumer_group: str | None = None,
 ) -> list[TopicSpec]:
-    """The pipeline's three topics (see the module docstring for the reasoning).
+    """The pipeline's topics (see the module docstring for the reasoning).
+
+    With ``consumer_group``, also that group's state changelog topic.
 
     >>> [(s.name, s.partitions, s.retention_ms // DAY_MS) for s in default_topic_specs()]
     [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.declarations.dlq', 1, 30)]
+    >>> default_topic_specs(consumer_group="tradewatch-worker")[-1].name
+    'tradewatch-worker.state-changelog'
     """
-    return [
+    specs = [
         TopicSpec(declarations, partitions, retention_ms=7 * DAY_MS),
         TopicSpec(alerts, partitions, retention_ms=30 * DAY_MS),
         TopicSpec(dlq, 1, retention_ms=30 * DAY_MS),
     ]
+    if consumer_group is not None:
+        specs.append(changelog_spec(consumer_group, partitions))
+    return specs
 
 
 @contextlib.contextmanager
