@@ -41,16 +41,17 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from streams.checkpoint import CheckpointStore
 from streams.config import Settings
 from streams.delivery import BACKOFF_MAX_SECONDS, BACKOFF_START_SECONDS, deliver
 from streams.faults import FaultInjector
 from streams.kafka_clients import aiokafka_kwargs
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
+from streams.state_store import PartitionStateStore, producer_kwargs
+from streams.topics import changelog_spec, ensure_topics
 from streams.worker import Outgoing, RecordHandler
 
-__all__ = ["create_app", "WorkerLoop", "PRODUCER_MAX_REQUEST_BYTES"]
+__all__ = ["create_app", "WorkerLoop"]
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,6 @@ FETCH_TIMEOUT_MS = 200
 TICK_SECONDS = 1.0
 #: A clean shutdown waits this long at most to save the state learned since the last save.
 SHUTDOWN_SAVE_SECONDS = 10.0
-#: The producer accepts requests up to this size, so the dead letter of a record the
-#: broker accepted (1 MiB by default) fits; larger ones are truncated (streams.delivery).
-PRODUCER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def _broker_url(bootstrap_servers: str) -> str:
@@ -73,31 +71,12 @@ def _broker_url(bootstrap_servers: str) -> str:
 
 
 class StateStore(Protocol):
-    """Where partition state is saved and restored from (streams.checkpoint)."""
+    """Where partition state is saved and restored from (:mod:`streams.state_store`)."""
 
     async def load(self, topic: str, partition: int) -> tuple[PartitionPipeline, int] | None: ...
     async def save(self, topic: str, partition: int, pipeline: PartitionPipeline,
                    next_offset: int) -> None: ...
     async def close(self) -> None: ...
-
-
-class _LocalFiles:
-    """Adapter: the local checkpoint files behind the async :class:`StateStore` API."""
-
-    def __init__(self, settings: Settings, metrics: PipelineMetrics) -> None:
-        self._files = CheckpointStore(Path(settings.worker.data_dir) / "checkpoints"
-                                      / settings.kafka.consumer_group)
-        self._settings, self._metrics = settings, metrics
-
-    async def load(self, topic: str, partition: int) -> tuple[PartitionPipeline, int] | None:
-        return self._files.load(topic, partition, self._settings, self._metrics)
-
-    async def save(self, topic: str, partition: int, pipeline: PartitionPipeline,
-                   next_offset: int) -> None:
-        self._files.save(topic, partition, pipeline, next_offset)
-
-    async def close(self) -> None:
-        return None
 
 
 class WorkerLoop:
@@ -129,10 +108,10 @@ class WorkerLoop:
         kafka = aiokafka_kwargs(s.kafka)
         self.producer = AIOKafkaProducer(
             **kafka, client_id=f"{s.kafka.client_id}-out", acks="all", enable_idempotence=True,
-            linger_ms=5, max_request_size=PRODUCER_MAX_REQUEST_BYTES)
+            linger_ms=5, **producer_kwargs())
         await self.producer.start()
         if s.worker.checkpoints:
-            self.store = self._make_store()
+            self.store = await self._make_store()
         self.consumer = AIOKafkaConsumer(
             **kafka, group_id=s.kafka.consumer_group, client_id=s.kafka.client_id,
             group_instance_id=s.worker.instance_id or None,
@@ -156,8 +135,20 @@ class WorkerLoop:
                 await self.store.close()
             await self.producer.stop()
 
-    def _make_store(self) -> StateStore:
-        return _LocalFiles(self.settings, self.metrics)
+    async def _make_store(self) -> StateStore:
+        """The changelog store; creates the group's changelog topic if it is missing.
+
+        Created here too (not only by ``tradewatch topics create``): a new consumer
+        group is a new changelog, and a broker that auto-creates topics would
+        otherwise create it on the first save without compaction.
+        """
+        s = self.settings
+        spec = changelog_spec(s.kafka.consumer_group, s.topics.partitions)
+        await asyncio.to_thread(ensure_topics, s.kafka.bootstrap_servers, [spec])
+        assert self.producer is not None
+        return PartitionStateStore(
+            s, self.metrics, self.producer,
+            cache_dir=Path(s.worker.data_dir) / "state" / s.kafka.consumer_group)
 
     # -- one iteration ---------------------------------------------------------------
 
