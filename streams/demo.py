@@ -24,7 +24,7 @@ from streams import kafka_local
 from streams.config import DEFAULT_CONFIG_PATH, Settings
 from streams.harness import private_settings
 from streams.tail import format_alert, iter_alerts
-from streams.topics import default_topic_specs, delete_topics, ensure_topics
+from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
 
 __all__ = ["run_demo"]
 
@@ -104,7 +104,8 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
         stop.set()
         _terminate(worker)
         with contextlib.suppress(Exception):
-            delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts])
+            delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts,
+                                      changelog_topic(settings.kafka.consumer_group)])
             _say("demo topics deleted")
         if not was_running and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):
             kafka_local.stop()
