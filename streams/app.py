@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -93,6 +94,8 @@ class WorkerLoop:
         self.store: StateStore | None = None
         #: partition -> windows_closed of its pipeline at its last saved state
         self._saved_at: dict[int, int] = {}
+        #: partition -> monotonic time of its last save
+        self._saved_when: dict[int, float] = {}
         #: True between handling records and the broker acknowledging their output:
         #: state saved then would hold windows whose alerts may never be published.
         self._undelivered = False
@@ -193,13 +196,26 @@ class WorkerLoop:
         self.handler.after_publish(out, time.time())
 
     async def _persist(self, partitions: dict[int, str]) -> None:
-        """Save the state of every given partition that closed a window since its last save."""
+        """Save the given partitions that closed a window since their last save.
+
+        At most once per ``worker.state_save_interval_seconds`` per partition: a
+        save serialises the partition's whole state, and a fast stream closes a
+        window every few batches. Skipping a save is safe: a restart replays the
+        records after the last saved state and re-raises their alerts with the same
+        ids. The tick offers every partition again, so the last windows of a stream
+        are saved once the interval has passed.
+        """
         if self.store is None:
             return
+        now = time.monotonic()
+        interval = self.settings.worker.state_save_interval_seconds
         for partition, topic in partitions.items():
             pipeline = self.handler.pipelines.get(partition)
-            if pipeline is not None and pipeline.windows_closed > self._saved_at.get(partition, -1):
-                await self._save(topic, partition)
+            if pipeline is None or pipeline.windows_closed <= self._saved_at.get(partition, -1):
+                continue
+            if now - self._saved_when.get(partition, -math.inf) < interval:
+                continue
+            await self._save(topic, partition)
 
     async def _save(self, topic: str, partition: int) -> None:
         """Save one partition's state; a failed save is retried and blocks the commit."""
@@ -222,6 +238,7 @@ class WorkerLoop:
                 backoff = min(BACKOFF_MAX_SECONDS, backoff * 2)
         self.metrics.publish_blocked.set(0)
         self._saved_at[partition] = pipeline.windows_closed
+        self._saved_when[partition] = time.monotonic()
 
     async def _save_all(self) -> None:
         """Save every owned partition that changed since its last save (clean shutdown)."""
@@ -240,15 +257,13 @@ class WorkerLoop:
         self.handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
         for tp in assignment:
             self.handler.record_highwater(tp.topic, tp.partition, consumer.highwater(tp))
-        before = {p: pipeline.windows_closed for p, pipeline in self.handler.pipelines.items()}
         self._undelivered = True
         out = self.handler.tick()
         await self._deliver(out)
         self._undelivered = False
-        # windows closed by the idle timer are state too: save them like any other close
-        changed = {p: topic for p, pipeline in self.handler.pipelines.items()
-                   if pipeline.windows_closed > before.get(p, pipeline.windows_closed)}
-        await self._persist(changed)
+        # windows closed by the idle timer are state too, and saves skipped by the
+        # interval are due now: offer every partition
+        await self._persist({p: topic for p in self.handler.pipelines})
 
     # -- rebalances (called by aiokafka inside getmany) -------------------------------
 

@@ -117,6 +117,10 @@ class WorkerSettings(_Section):
     #: Save each partition's detector state whenever it closes a window, and resume
     #: from it after a restart or rebalance.
     checkpoints: bool = True
+    #: A partition's state is saved at most this often (and only after it closed a
+    #: window): a save serialises its whole state. A restart replays the records
+    #: since the last save, so a longer interval costs replay time, never alerts.
+    state_save_interval_seconds: NonNegative = 5.0
 
 
 class AlertSettings(_Section):
