@@ -99,6 +99,12 @@ class WorkerLoop:
         #: True between handling records and the broker acknowledging their output:
         #: state saved then would hold windows whose alerts may never be published.
         self._undelivered = False
+        self._stopping = False
+        self.stopped = asyncio.Event()
+        #: Held from a batch's handling to its commit, and by rebalance callbacks.
+        self._lock = asyncio.Lock()
+        #: Bumped when a partition is (re)assigned: a fetch that straddles it is dropped.
+        self._epoch: dict[TopicPartition, int] = {}
         self._last_tick = 0.0
         t = settings.topics
         self._topic_of: Callable[[Outgoing], str] = (
@@ -125,18 +131,30 @@ class WorkerLoop:
         await self.consumer.start()
         self.consumer.subscribe([s.topics.declarations], listener=_Rebalance(self))
         try:
-            while True:
+            while not self._stopping:
                 await self.step()
         finally:
-            if not self._undelivered:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._save_all(), timeout=SHUTDOWN_SAVE_SECONDS)
-            consumer, self.consumer = self.consumer, None
-            # leaves the group (dynamic membership), so a successor need not wait out a session
-            await consumer.stop()
-            if self.store is not None:
-                await self.store.close()
-            await self.producer.stop()
+            try:
+                if not self._undelivered:
+                    try:
+                        await asyncio.wait_for(self._save_all(), timeout=SHUTDOWN_SAVE_SECONDS)
+                    except Exception:  # noqa: BLE001 - a successor replays from the older state
+                        log.exception("could not save state at shutdown")
+                consumer, self.consumer = self.consumer, None
+                # leaves the group (dynamic membership): a successor need not wait out a session
+                await consumer.stop()
+                if self.store is not None:
+                    await self.store.close()
+                await self.producer.stop()
+            finally:
+                self.stopped.set()
+
+    async def stop(self, timeout: float = SHUTDOWN_SAVE_SECONDS + 10) -> None:
+        """Finish the current batch, save the state, leave the group; then return."""
+        log.info("stopping the worker loop after the current batch")
+        self._stopping = True
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), timeout=timeout)
 
     async def _make_store(self) -> StateStore:
         """The changelog store; creates the group's changelog topic if it is missing.
@@ -158,20 +176,44 @@ class WorkerLoop:
     async def step(self) -> None:
         """One fetch (possibly empty) through handle -> deliver -> persist -> commit, then tick."""
         assert self.consumer is not None
+        epochs = dict(self._epoch)
         batches = await self.consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=BATCH_MAX)
-        if batches:
-            self._undelivered = True
-            out = self._handle(batches)
-            await self._deliver(out)
-            self._undelivered = False
-            self.faults.reached("after_send")
-            await self._persist({tp.partition: tp.topic for tp in batches})
-            await self.consumer.commit({tp: records[-1].offset + 1
-                                        for tp, records in batches.items()})
-            self.faults.reached("after_commit")
-        if time.monotonic() - self._last_tick >= TICK_SECONDS:
-            self._last_tick = time.monotonic()
-            await self._tick()
+        # a rebalance runs concurrently with getmany and with our awaits; the lock keeps
+        # it out of a batch's handle -> commit
+        async with self._lock:
+            batches = self._continuing(batches, epochs)
+            if batches:
+                self._undelivered = True
+                out = self._handle(batches)
+                await self._deliver(out)
+                self._undelivered = False
+                self.faults.reached("after_send")
+                await self._persist({tp.partition: tp.topic for tp in batches})
+                await self.consumer.commit({tp: records[-1].offset + 1
+                                            for tp, records in batches.items()})
+                self.faults.reached("after_commit")
+            if time.monotonic() - self._last_tick >= TICK_SECONDS:
+                self._last_tick = time.monotonic()
+                await self._tick()
+
+    def _continuing(self, batches: dict[TopicPartition, list[Any]],
+                    epochs: dict[TopicPartition, int]) -> dict[TopicPartition, list[Any]]:
+        """The fetched records that continue their partition's state.
+
+        A fetch that straddles a (re)assignment may hold records of a partition
+        whose state was then restored to an earlier offset: those are dropped and
+        the partition sought to where its restored state ends, so they come again.
+        """
+        kept = {}
+        for tp, records in batches.items():
+            if self._epoch.get(tp) != epochs.get(tp):
+                expected = self.handler.position(tp.topic, tp.partition)
+                if expected is not None and records[0].offset != expected:
+                    assert self.consumer is not None
+                    self.consumer.seek(tp, expected)
+                    continue
+            kept[tp] = records
+        return kept
 
     def _handle(self, batches: dict[TopicPartition, list[Any]]) -> list[Outgoing]:
         handle = self.handler.handle
@@ -243,9 +285,12 @@ class WorkerLoop:
     async def _save_all(self) -> None:
         """Save every owned partition that changed since its last save (clean shutdown)."""
         topic = self.settings.topics.declarations
+        saved = []
         for partition, pipeline in list(self.handler.pipelines.items()):
             if pipeline.windows_closed != self._saved_at.get(partition):
                 await self._save(topic, partition)
+                saved.append(partition)
+        log.info("saved the state of partitions %s at shutdown", saved)
 
     async def _tick(self) -> None:
         """Sample lag, forget revoked partitions, idle-close caught-up partitions."""
@@ -269,8 +314,10 @@ class WorkerLoop:
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Save what this worker learned since the last save, for the partition's next owner."""
-        for tp in revoked:
-            if tp.topic == self.settings.topics.declarations:
+        async with self._lock:
+            for tp in revoked:
+                if tp.topic != self.settings.topics.declarations or self._undelivered:
+                    continue
                 try:
                     await asyncio.wait_for(self._save(tp.topic, tp.partition),
                                            timeout=SHUTDOWN_SAVE_SECONDS)
@@ -278,22 +325,41 @@ class WorkerLoop:
                     log.exception("could not save %s[%d] on revoke", tp.topic, tp.partition)
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Resume each newly assigned partition from its saved state, or start it cold."""
-        if self.store is None or self.consumer is None:
+        """Resume each newly assigned partition from its saved state, or start it cold.
+
+        The partitions are paused first: no record of theirs may be handled (and no
+        cold state saved over the changelog) before their saved state is loaded.
+        """
+        tps = [tp for tp in assigned if tp.topic == self.settings.topics.declarations]
+        if not tps or self.consumer is None:
             return
-        for tp in assigned:
-            if tp.topic != self.settings.topics.declarations:
-                continue
-            loaded = await self.store.load(tp.topic, tp.partition)
-            if loaded is None:
-                log.info("%s[%d]: no saved state, starting cold", tp.topic, tp.partition)
-                continue
-            pipeline, next_offset = loaded
-            self.handler.restore(tp.topic, tp.partition, pipeline, next_offset)
-            self._saved_at[tp.partition] = pipeline.windows_closed
-            self.consumer.seek(tp, next_offset)
-            log.info("resumed %s[%d] from saved state at offset %d",
-                     tp.topic, tp.partition, next_offset)
+        self.consumer.pause(*tps)
+        try:
+            async with self._lock:
+                for tp in tps:
+                    self._epoch[tp] = self._epoch.get(tp, 0) + 1
+                    await self._restore(tp)
+        finally:
+            if self.consumer is not None:
+                self.consumer.resume(*tps)
+
+    async def _restore(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        # whatever this worker held for the partition before is stale now
+        self.handler.forget(tp.topic, tp.partition)
+        self._saved_at.pop(tp.partition, None)
+        if self.store is None:
+            return
+        loaded = await self.store.load(tp.topic, tp.partition)
+        if loaded is None:
+            log.info("%s[%d]: no saved state, starting cold", tp.topic, tp.partition)
+            return
+        pipeline, next_offset = loaded
+        self.handler.restore(tp.topic, tp.partition, pipeline, next_offset)
+        self._saved_at[tp.partition] = pipeline.windows_closed
+        self.consumer.seek(tp, next_offset)
+        log.info("resumed %s[%d] from saved state at offset %d",
+                 tp.topic, tp.partition, next_offset)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -349,6 +415,12 @@ def create_app(
             with contextlib.suppress(Exception):
                 await app.stop()
             raise
+
+    @app.on_before_shutdown.connect
+    async def stop_loop(sender: Any, **kwargs: Any) -> None:
+        # a graceful stop before faust cancels its tasks: the loop ends between
+        # batches, saves what it learned and leaves the group
+        await loop.stop()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -174,6 +174,11 @@ class RecordHandler:
         self.pipelines[partition] = pipeline
         self._positions[(topic, partition)] = next_offset
 
+    def forget(self, topic: str, partition: int) -> None:
+        """Drop a partition's pipeline and position (it is being restored or started cold)."""
+        self.pipelines.pop(partition, None)
+        self._positions.pop((topic, partition), None)
+
     def sync_assignment(self, assigned: set[tuple[str, int]]) -> None:
         """Forget partitions this worker no longer owns: their lag series and their state.
 
