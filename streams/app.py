@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.checkpoint import CheckpointStore
 from streams.config import Settings
+from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
 from streams.worker import Outgoing, RecordHandler
 
@@ -63,6 +64,7 @@ def create_app(
         else f"{settings.kafka.consumer_group}-app",
         broker=_broker_url(settings.kafka.bootstrap_servers),
         broker_client_id=settings.kafka.client_id,
+        broker_credentials=faust_broker_credentials(settings.kafka),
         store="memory://",
         datadir=settings.worker.data_dir,
         web_bind=settings.worker.web_host,
@@ -198,7 +200,7 @@ def _add_batch_consumer(app: faust.App, settings: Settings, handler: RecordHandl
     @app.task
     async def consume_batches() -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
+            **aiokafka_kwargs(settings.kafka),
             group_id=settings.kafka.consumer_group,
             client_id=settings.kafka.client_id,
             enable_auto_commit=False,
