@@ -52,8 +52,28 @@ def _connected_settings(args: argparse.Namespace) -> Settings:
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.file or args.config)
     print(msgspec.json.format(msgspec.json.encode(settings.to_dict()), indent=2).decode())
+    print(_kafka_login(settings), file=sys.stderr)
     print(f"OK: {args.file or args.config}", file=sys.stderr)
     return 0
+
+
+def _kafka_login(settings: Settings) -> str:
+    """How the clients will log in, and whether the password can be read (never what it is)."""
+    from streams.kafka_clients import read_secret
+
+    kafka = settings.kafka
+    line = f"kafka: {kafka.security_protocol} to {mask_credentials(kafka.bootstrap_servers)}"
+    if kafka.security_protocol.startswith("SASL_"):
+        source = (f"environment variable {kafka.sasl_password_env}" if kafka.sasl_password_env
+                  else f"file {kafka.sasl_password_file}")
+        try:
+            read_secret(kafka, "sasl_password")
+            found = "found"
+        except ConfigError:
+            found = "NOT FOUND: commands that connect will stop"
+        line += (f" as {kafka.sasl_username!r} ({kafka.sasl_mechanism}); "
+                 f"password from {source} ({found})")
+    return line
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:

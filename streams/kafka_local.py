@@ -20,21 +20,28 @@ Use it as ``python -m streams.kafka_local fetch|start|stop|status`` (the
     ...
     kafka_local.stop()
 
+``start(secure=True)`` (``tradewatch kafka start --secure``) runs the secure broker
+instead: home ``var/kafka-secure/`` (same jars), port 9094, one SASL_SSL client
+listener with generated certificates and users (see :mod:`streams.kafka_secure`).
+It can run beside the plain one; ``stop``/``status`` take the same flag.
+
 Environment:
 
 ``TRADEWATCH_VAR_DIR``
     Where ``var/`` is (default: ``<project root>/var``); the broker home is
     ``$TRADEWATCH_VAR_DIR/kafka``.
 ``TRADEWATCH_KAFKA_PORT``
-    Broker (client) port, default 9092. The KRaft controller listens on the next port.
+    Broker (client) port, default 9092 (secure: 9094). The KRaft controller listens
+    on the next port.
 ``TRADEWATCH_BOOTSTRAP_SERVERS``
     An existing cluster to use instead. When set, ``start`` starts nothing: it only
     checks that this cluster answers and returns its address; ``stop`` leaves it alone.
+    (Not for the secure broker, which is always local.)
 ``TRADEWATCH_KAFKA_HEAP``
     JVM heap for the broker, default ``512m``.
 
-Only the standard library and kafka-python are used here, so this module works
-before anything else of the project is importable.
+Only the standard library, kafka-python and openssl (secure mode) are used here,
+so this module works before anything else of the project is importable.
 """
 
 from __future__ import annotations
@@ -534,7 +541,8 @@ def _format_storage_once(secure: bool = False) -> None:
     args = ["format", "-t", cluster_id, "-c", str(p["props"])]
     shown = len(args)
     if secure:  # the client user's SCRAM credentials must exist before the first login
-        args += kafka_secure.scram_format_args(kafka_secure.ensure_secrets(_secure_files())["client"])
+        client_password = kafka_secure.ensure_secrets(_secure_files())["client"]
+        args += kafka_secure.scram_format_args(client_password)
     _run_storage_tool(args, secure, shown=shown)
 
 
