@@ -45,7 +45,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from streams.config import Settings
 from streams.delivery import BACKOFF_MAX_SECONDS, BACKOFF_START_SECONDS, deliver
 from streams.faults import FaultInjector
-from streams.kafka_clients import aiokafka_kwargs
+from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
 from streams.state_store import PartitionStateStore, producer_kwargs
@@ -165,7 +165,7 @@ class WorkerLoop:
         """
         s = self.settings
         spec = changelog_spec(s.kafka.consumer_group, s.topics.partitions)
-        await asyncio.to_thread(ensure_topics, s.kafka.bootstrap_servers, [spec])
+        await asyncio.to_thread(ensure_topics, s.kafka, [spec])
         assert self.producer is not None
         return PartitionStateStore(
             s, self.metrics, self.producer,
@@ -392,6 +392,7 @@ def create_app(
         f"{settings.kafka.consumer_group}-app",
         broker=_broker_url(settings.kafka.bootstrap_servers),
         broker_client_id=settings.kafka.client_id,
+        broker_credentials=faust_broker_credentials(settings.kafka),
         store="memory://",
         datadir=settings.worker.data_dir,
         web_bind=settings.worker.web_host,

@@ -11,6 +11,11 @@
 ``tradewatch evaluate``                scorecard over labelled scenarios
 ``tradewatch config check [FILE]``     validate a config and print the effective values
 =====================================  ==================================================
+
+Every command that talks to Kafka first checks that the cluster answers and
+accepts the configured login (:func:`streams.kafka_clients.check_cluster`): an
+unreachable or refusing cluster is one line naming the address and the cause,
+exit status 1, never a traceback or a credential.
 """
 
 from __future__ import annotations
@@ -23,37 +28,66 @@ from pathlib import Path
 import msgspec
 
 from streams.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from streams.redact import mask_credentials
 
 __all__ = ["main"]
+
+#: How long a command waits for the cluster before it gives up with one line.
+CHECK_TIMEOUT_S = 10.0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _bootstrap(settings: Settings) -> str:
-    return settings.kafka.bootstrap_servers
+def _connected_settings(args: argparse.Namespace) -> Settings:
+    """The settings, once the cluster they name answers (else KafkaUnreachable)."""
+    from streams.kafka_clients import check_cluster
+
+    settings = _settings(args)
+    check_cluster(settings.kafka, timeout=CHECK_TIMEOUT_S)
+    return settings
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.file or args.config)
     print(msgspec.json.format(msgspec.json.encode(settings.to_dict()), indent=2).decode())
+    print(_kafka_login(settings), file=sys.stderr)
     print(f"OK: {args.file or args.config}", file=sys.stderr)
     return 0
+
+
+def _kafka_login(settings: Settings) -> str:
+    """How the clients will log in, and whether the password can be read (never what it is)."""
+    from streams.kafka_clients import read_secret
+
+    kafka = settings.kafka
+    line = f"kafka: {kafka.security_protocol} to {mask_credentials(kafka.bootstrap_servers)}"
+    if kafka.security_protocol.startswith("SASL_"):
+        source = (f"environment variable {kafka.sasl_password_env}" if kafka.sasl_password_env
+                  else f"file {kafka.sasl_password_file}")
+        try:
+            read_secret(kafka, "sasl_password")
+            found = "found"
+        except ConfigError:
+            found = "NOT FOUND: commands that connect will stop"
+        line += (f" as {kafka.sasl_username!r} ({kafka.sasl_mechanism}); "
+                 f"password from {source} ({found})")
+    return line
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
     from streams import kafka_local
 
-    return kafka_local.cli([args.action])
+    return kafka_local.cli([args.action, *(["--secure"] if args.secure else [])])
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
     from streams.topics import default_topic_specs, ensure_topics
 
-    settings = _settings(args)
+    settings = _connected_settings(args)
     t = settings.topics
-    created = ensure_topics(_bootstrap(settings), default_topic_specs(
+    created = ensure_topics(settings.kafka, default_topic_specs(
         declarations=t.declarations, dlq=t.dlq, alerts=t.alerts, partitions=t.partitions,
         consumer_group=settings.kafka.consumer_group))
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
@@ -65,7 +99,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from streams.app import create_app
 
-    settings = _settings(args)
+    settings = _connected_settings(args)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
@@ -84,9 +118,9 @@ def _generated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_produce(args: argparse.Namespace) -> int:
     from streams.produce import produce_records, read_records
 
-    settings = _settings(args)
+    settings = _connected_settings(args)
     records = _generated(args) if args.generate else read_records(Path(args.file))
-    sent = produce_records(records, bootstrap=_bootstrap(settings),
+    sent = produce_records(records, bootstrap=settings.kafka,
                            topic=args.topic or settings.topics.declarations,
                            rate=args.rate, limit=args.limit, progress=not args.quiet)
     print(f"sent {sent} records", file=sys.stderr)
@@ -96,9 +130,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_alerts_tail(args: argparse.Namespace) -> int:
     from streams.tail import tail
 
-    settings = _settings(args)
+    settings = _connected_settings(args)
     try:
-        tail(_bootstrap(settings), settings.topics.alerts, from_beginning=args.from_beginning,
+        tail(settings.kafka, settings.topics.alerts, from_beginning=args.from_beginning,
              as_json=args.json, timeout_s=args.timeout)
     except KeyboardInterrupt:
         pass
@@ -153,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("kafka", help="the local broker")
     p.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    p.add_argument("--secure", action="store_true",
+                   help="the secure local broker (SASL_SSL, generated certificates, port 9094)")
     p.set_defaults(func=cmd_kafka)
 
     p = sub.add_parser("topics", help="topic management")
@@ -213,6 +249,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tradewatch: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - Kafka failures are one line, others re-raise
+        message = _kafka_failure(err)
+        if message is None:
+            raise
+        print(f"tradewatch: {message}", file=sys.stderr)
+        return 1
+
+
+def _kafka_failure(err: Exception) -> str | None:
+    """One line for a Kafka failure (unreachable, refused, timed out), None for other errors."""
+    from aiokafka.errors import KafkaError as AIOKafkaError
+    from kafka.errors import KafkaError
+
+    from streams.kafka_clients import KafkaUnreachable
+
+    if isinstance(err, KafkaUnreachable):
+        return str(err)
+    if isinstance(err, KafkaError | AIOKafkaError):
+        return mask_credentials(f"Kafka error: {type(err).__name__}: {err}".splitlines()[0])
+    return None
 
 
 if __name__ == "__main__":

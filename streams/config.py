@@ -26,6 +26,7 @@ import fnmatch
 import os
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "load_settings_text",
     "DEFAULT_CONFIG_PATH",
     "ENV_OVERRIDES",
+    "KafkaSettings",
 ]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "deploy" / "tradewatch.toml"
@@ -65,11 +67,40 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
 class KafkaSettings(_Section):
+    """Where the cluster is and how to log in to it.
+
+    Secrets are never values here: a password is named by the environment variable
+    or the file that holds it (``*_env`` / ``*_file``), so the effective
+    configuration can be printed, logged and checked in without leaking it.
+    """
+
     #: Overridden by TRADEWATCH_BOOTSTRAP_SERVERS; when set, no local broker is started.
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "tradewatch"
     consumer_group: str = "tradewatch-worker"
+    #: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (a login, unencrypted) or SASL_SSL (a login over TLS).
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    #: The password comes from exactly one of: an environment variable named here ...
+    sasl_password_env: str | None = None
+    #: ... or a file (its first line; keep it 0600).
+    sasl_password_file: str | None = None
+    #: CA certificate(s) (PEM) that signed the brokers' certificates. Unset: the
+    #: system's trusted CAs (what a managed cluster with a public CA needs).
+    ssl_cafile: str | None = None
+    #: Client certificate (PEM) and its key, for clusters that authenticate clients by TLS.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password_env: str | None = None
+    ssl_key_password_file: str | None = None
+    #: Check that the broker's certificate names the host connected to. Leave on.
+    ssl_check_hostname: bool = True
 
 
 class TopicSettings(_Section):
@@ -204,7 +235,8 @@ class Settings(_Section):
         lines = [f"config_version = {_toml_value(data.pop('config_version'))}"]
         detectors, overrides = data.pop("detectors"), data.pop("overrides")
         for section, values in data.items():
-            lines += ["", f"[{section}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+            lines += ["", f"[{section}]"] + [
+                f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
         for name, spec in detectors.items():
             lines += ["", f"[detectors.{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.items()]
         for override in overrides:
@@ -238,7 +270,23 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "TRADEWATCH_WEB_HOST": "worker.web_host",
     "TRADEWATCH_CONSUMER_GROUP": "kafka.consumer_group",
     "TRADEWATCH_INSTANCE_ID": "worker.instance_id",
+    "TRADEWATCH_KAFKA_SECURITY_PROTOCOL": "kafka.security_protocol",
+    "TRADEWATCH_KAFKA_SASL_MECHANISM": "kafka.sasl_mechanism",
+    "TRADEWATCH_KAFKA_SASL_USERNAME": "kafka.sasl_username",
+    # the secret itself: the setting becomes the variable's *name*, never its value
+    "TRADEWATCH_KAFKA_SASL_PASSWORD": "kafka.sasl_password_env",
+    "TRADEWATCH_KAFKA_SASL_PASSWORD_FILE": "kafka.sasl_password_file",
+    "TRADEWATCH_KAFKA_SSL_CAFILE": "kafka.ssl_cafile",
+    "TRADEWATCH_KAFKA_SSL_CERTFILE": "kafka.ssl_certfile",
+    "TRADEWATCH_KAFKA_SSL_KEYFILE": "kafka.ssl_keyfile",
+    "TRADEWATCH_KAFKA_SSL_CHECK_HOSTNAME": "kafka.ssl_check_hostname",
 }
+#: Overrides whose setting is the name of the variable (it holds a secret).
+_BY_NAME = frozenset({"TRADEWATCH_KAFKA_SASL_PASSWORD"})
+#: Keys of which one source at most may be set; an override of one drops the other.
+_ONE_OF = {"sasl_password_env": "sasl_password_file", "sasl_password_file": "sasl_password_env",
+           "ssl_key_password_env": "ssl_key_password_file",
+           "ssl_key_password_file": "ssl_key_password_env"}
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -258,9 +306,13 @@ def load_settings_text(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError("", f"{source} is not valid TOML: {err}") from None
+    from streams.config_kafka import check_kafka, refuse_inline_secrets
+
+    refuse_inline_secrets(raw)
     _apply_env(raw, os.environ if env is None else env)
     detectors = raw.pop("detectors", None)
     settings = _convert(raw, Settings, "")
+    check_kafka(settings.kafka)
     if detectors is not None:
         if not isinstance(detectors, dict):
             raise ConfigError("detectors", "must be a table of [detectors.<name>] sections")
@@ -284,7 +336,12 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     for var, dotted in ENV_OVERRIDES.items():
         if env.get(var):
             section, key = dotted.split(".")
-            raw.setdefault(section, {})[key] = env[var]
+            table = raw.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(section, "must be a table")
+            if key in _ONE_OF:
+                table.pop(_ONE_OF[key], None)
+            table[key] = var if var in _BY_NAME else env[var]
 
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
@@ -302,6 +359,8 @@ def _explain(message: str, root: type[Any], prefix: str) -> ConfigError:
         valid = ", ".join(sorted(f.name for f in msgspec.structs.fields(struct)))
         return ConfigError(f"{full}.{unknown.group('field')}".lstrip("."), f"unknown key (valid keys: {valid})")
     tp = _walk(path, root)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # e.g. ``Literal[...] | None``
+        tp = next((a for a in typing.get_args(tp) if typing.get_origin(a) is Literal), tp)
     if typing.get_origin(tp) is Literal:
         msg = f"{msg} (valid: {', '.join(str(a) for a in typing.get_args(tp))})"
     return ConfigError(full, msg)

@@ -20,8 +20,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import msgspec
+
 from streams import kafka_local
-from streams.config import DEFAULT_CONFIG_PATH, Settings
+from streams.config import DEFAULT_CONFIG_PATH, KafkaSettings, Settings
+from streams.kafka_clients import check_cluster
+from streams.redact import mask_credentials
 from streams.harness import private_settings
 from streams.tail import format_alert, iter_alerts
 from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
@@ -52,21 +56,29 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
              duration: float | None = None, config_path: str | None = None) -> int:
     var = kafka_local.var_dir() / "demo"
     var.mkdir(parents=True, exist_ok=True)
-    was_running = kafka_local.status().get("answering", False)
-    bootstrap = kafka_local.start(bootstrap_servers=os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"))
-    _say(f"Kafka answering at {bootstrap}")
+    secured = settings.kafka.security_protocol != "PLAINTEXT"
+    if secured:  # a cluster with security settings is used as configured, never started
+        check_cluster(settings.kafka)
+        was_running, kafka = True, settings.kafka
+    else:
+        was_running = kafka_local.status().get("answering", False)
+        kafka = msgspec.structs.replace(settings.kafka, bootstrap_servers=kafka_local.start(
+            bootstrap_servers=os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS")))
+    bootstrap = kafka.bootstrap_servers
+    _say(f"Kafka answering at {mask_credentials(bootstrap)}")
     # every demo run gets its own topics and consumer group: the generator replays the
     # same event times each run, which a resumed worker would rightly call late
     base = Path(config_path).read_text() if config_path else DEFAULT_CONFIG_PATH.read_text()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    settings, toml = private_settings(bootstrap, base, prefix=f"demo-{stamp}",
+    settings, toml = private_settings(kafka, base, prefix=f"demo-{stamp}",
                                       partitions=settings.topics.partitions,
                                       web_port=settings.worker.web_port)
     config_file = var / f"demo-{stamp}.toml"
     config_file.write_text(toml)
     config_path = str(config_file)
     t = settings.topics
-    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
+    ensure_topics(settings.kafka, default_topic_specs(t.declarations, t.dlq, t.alerts,
+                                                      t.partitions))
     _say(f"topics ready: {t.declarations} -> {t.alerts} (dead letters: {t.dlq})")
 
     log_path = var / "worker.log"
@@ -88,7 +100,8 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
              *(["--rate", str(rate)] if rate else [])], env=env)
         _say(f"streaming {days} days of generated declarations with '{DEMO_SCENARIO}' injected")
         _say("alerts appear below as windows close; Ctrl-C stops everything")
-        tail_thread = threading.Thread(target=_print_alerts, args=(bootstrap, t.alerts, started_at, stop),
+        tail_thread = threading.Thread(target=_print_alerts,
+                                       args=(settings.kafka, t.alerts, started_at, stop),
                                        daemon=True)
         tail_thread.start()
         deadline = time.monotonic() + duration if duration else None
@@ -104,18 +117,19 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
         stop.set()
         _terminate(worker)
         with contextlib.suppress(Exception):
-            delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts,
-                                      changelog_topic(settings.kafka.consumer_group)])
+            delete_topics(settings.kafka, [t.declarations, t.dlq, t.alerts,
+                                           changelog_topic(settings.kafka.consumer_group)])
             _say("demo topics deleted")
-        if not was_running and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):
+        if not was_running and not secured and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):
             kafka_local.stop()
             _say("local Kafka stopped")
     return 0
 
 
-def _print_alerts(bootstrap: str, topic: str, since: dt.datetime, stop: threading.Event) -> None:
+def _print_alerts(kafka: KafkaSettings, topic: str, since: dt.datetime,
+                  stop: threading.Event) -> None:
     count = 0
-    for _, alert in iter_alerts(bootstrap, topic, from_beginning=True, timeout_s=1.0e9):
+    for _, alert in iter_alerts(kafka, topic, from_beginning=True, timeout_s=1.0e9):
         if stop.is_set():
             return
         if alert is None or alert.emitted_at < since:

@@ -19,6 +19,7 @@ import msgspec
 from streams import kafka_local
 from streams.config import Settings
 from streams.events import TradeAlert
+from streams.kafka_clients import check_cluster
 from streams.harness import RunningWorker, private_settings, read_topic, running_worker, send_all
 
 __all__ = ["run_through_kafka"]
@@ -26,16 +27,26 @@ __all__ = ["run_through_kafka"]
 
 def run_through_kafka(records: Iterable[bytes], settings: Settings,
                       timeout: float = 600.0) -> list[TradeAlert]:
-    """Produce ``records`` to fresh topics, let one worker process them, return its alerts."""
-    bootstrap = kafka_local.start(bootstrap_servers=os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"))
+    """Produce ``records`` to fresh topics, let one worker process them, return its alerts.
+
+    A cluster with security settings is used as configured; otherwise the local broker
+    (or TRADEWATCH_BOOTSTRAP_SERVERS).
+    """
+    kafka = settings.kafka
+    if kafka.security_protocol == "PLAINTEXT":
+        bootstrap = kafka_local.start(
+            bootstrap_servers=os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"))
+        kafka = msgspec.structs.replace(kafka, bootstrap_servers=bootstrap)
+    else:
+        check_cluster(kafka)
     records = list(records)
-    private, toml = private_settings(bootstrap, settings.to_toml(),
+    private, toml = private_settings(kafka, settings.to_toml(),
                                      partitions=settings.topics.partitions)
     with tempfile.TemporaryDirectory() as tmp, \
             running_worker(toml, private, Path(tmp)) as worker:
-        send_all(bootstrap, private.topics.declarations, records)
+        send_all(private.kafka, private.topics.declarations, records)
         _wait_until_idle_closed(worker, len(records), timeout)
-        raw = read_topic(bootstrap, private.topics.alerts, idle=3.0, timeout=timeout)
+        raw = read_topic(private.kafka, private.topics.alerts, idle=3.0, timeout=timeout)
     decoder = msgspec.json.Decoder(TradeAlert)
     return [decoder.decode(r.value) for r in raw]
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.config import Settings, load_settings_text
+from streams.config import KafkaSettings, Settings, load_settings_text
+from streams.kafka_clients import as_kafka, kafka_python_kwargs
 from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
 
 __all__ = ["free_port", "private_settings", "running_worker", "read_topic", "RunningWorker"]
@@ -32,16 +33,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def private_settings(bootstrap: str, base_toml: str = "", prefix: str | None = None,
-                     partitions: int = 4, web_port: int | None = None) -> tuple[Settings, str]:
-    """Settings with unique topics, group and port; returns (settings, toml text)."""
+#: ``[kafka]`` keys that say how to connect securely (names of secrets, never secrets).
+_SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_env",
+                  "sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+                  "ssl_key_password_env", "ssl_key_password_file", "ssl_check_hostname")
+
+
+def _security_toml(kafka: KafkaSettings) -> str:
+    from streams.config import _toml_value
+
+    values = ((key, getattr(kafka, key)) for key in _SECURITY_KEYS)
+    return "".join(f"{key} = {_toml_value(v)}\n" for key, v in values
+                   if v is not None and v != getattr(KafkaSettings(), key))
+
+
+def private_settings(bootstrap: str | KafkaSettings, base_toml: str = "",
+                     prefix: str | None = None, partitions: int = 4,
+                     web_port: int | None = None) -> tuple[Settings, str]:
+    """Settings with unique topics, group and port; returns (settings, toml text).
+
+    ``bootstrap`` is an address, or ``[kafka]`` settings whose address and security
+    options (the names of its secrets, not the secrets) are carried over.
+    """
     prefix = prefix or f"tw-{uuid.uuid4().hex[:10]}"
     port = web_port or free_port()
+    kafka = as_kafka(bootstrap)
     extra = f"""
 [kafka]
-bootstrap_servers = "{bootstrap}"
+bootstrap_servers = "{kafka.bootstrap_servers}"
 consumer_group = "{prefix}-worker"
-
+{_security_toml(kafka)}
 [topics]
 declarations = "{prefix}.declarations"
 dlq = "{prefix}.declarations.dlq"
@@ -106,17 +127,21 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
     """Create the topics, start ``tradewatch worker`` as a process, stop it at exit.
 
     The topics are deleted afterwards unless ``keep_topics`` (another worker is to
-    read the same records next).
+    read the same records next). The worker gets this process's environment without
+    its TRADEWATCH_* overrides (the config file is the whole truth), except the
+    variables the config names as holding a secret.
     """
     t = settings.topics
-    bootstrap = settings.kafka.bootstrap_servers
+    bootstrap = settings.kafka
     ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions,
                                                  consumer_group=settings.kafka.consumer_group))
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "tradewatch.toml"
     config_path.write_text(settings_toml)
     log_path = workdir / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWATCH_")}
+    secret_vars = {settings.kafka.sasl_password_env, settings.kafka.ssl_key_password_env}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TRADEWATCH_") or k in secret_vars}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "--config", str(config_path), "worker",
@@ -150,11 +175,11 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
                                           changelog_topic(settings.kafka.consumer_group)])
 
 
-def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 60.0,
-               idle: float = 5.0) -> list:  # type: ignore[type-arg]
+def read_topic(bootstrap: str | KafkaSettings, topic: str, *, expect: int | None = None,
+               timeout: float = 60.0, idle: float = 5.0) -> list:  # type: ignore[type-arg]
     """All records of ``topic`` from the start: until ``expect`` records, or ``idle`` quiet seconds."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=500)
+    consumer = KafkaConsumer(**kafka_python_kwargs(as_kafka(bootstrap)),
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=500)
     partitions = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
@@ -178,7 +203,7 @@ def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, timeout
     return records
 
 
-def send_all(bootstrap: str, topic: str, records: Iterable[bytes]) -> int:
+def send_all(bootstrap: str | KafkaSettings, topic: str, records: Iterable[bytes]) -> int:
     from streams.produce import produce_records
 
     return produce_records(records, bootstrap=bootstrap, topic=topic, progress=False)

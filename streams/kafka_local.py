@@ -20,21 +20,28 @@ Use it as ``python -m streams.kafka_local fetch|start|stop|status`` (the
     ...
     kafka_local.stop()
 
+``start(secure=True)`` (``tradewatch kafka start --secure``) runs the secure broker
+instead: home ``var/kafka-secure/`` (same jars), port 9094, one SASL_SSL client
+listener with generated certificates and users (see :mod:`streams.kafka_secure`).
+It can run beside the plain one; ``stop``/``status`` take the same flag.
+
 Environment:
 
 ``TRADEWATCH_VAR_DIR``
     Where ``var/`` is (default: ``<project root>/var``); the broker home is
     ``$TRADEWATCH_VAR_DIR/kafka``.
 ``TRADEWATCH_KAFKA_PORT``
-    Broker (client) port, default 9092. The KRaft controller listens on the next port.
+    Broker (client) port, default 9092 (secure: 9094). The KRaft controller listens
+    on the next port.
 ``TRADEWATCH_BOOTSTRAP_SERVERS``
     An existing cluster to use instead. When set, ``start`` starts nothing: it only
     checks that this cluster answers and returns its address; ``stop`` leaves it alone.
+    (Not for the secure broker, which is always local.)
 ``TRADEWATCH_KAFKA_HEAP``
     JVM heap for the broker, default ``512m``.
 
-Only the standard library and kafka-python are used here, so this module works
-before anything else of the project is importable.
+Only the standard library, kafka-python and openssl (secure mode) are used here,
+so this module works before anything else of the project is importable.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+from streams import kafka_secure
+from streams.redact import mask_credentials
+
 __all__ = [
     "KafkaLocalError",
     "bootstrap_address",
@@ -66,6 +76,7 @@ __all__ = [
     "is_answering",
     "render_log4j2_config",
     "render_server_properties",
+    "secure_client_settings",
     "start",
     "status",
     "stop",
@@ -76,6 +87,8 @@ POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
+#: The secure broker's default port: beside the plain one (9092, controller 9093).
+DEFAULT_SECURE_PORT = 9094
 DEFAULT_HEAP = "512m"
 NODE_ID = 1
 
@@ -102,16 +115,18 @@ def var_dir() -> Path:
     return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "var"
 
 
-def home_dir() -> Path:
-    return var_dir() / "kafka"
+def home_dir(secure: bool = False) -> Path:
+    """``var/kafka`` (the plain broker) or ``var/kafka-secure`` (``start(secure=True)``)."""
+    return var_dir() / ("kafka-secure" if secure else "kafka")
 
 
-def _paths() -> dict[str, Path]:
-    home = home_dir()
+def _paths(secure: bool = False) -> dict[str, Path]:
+    home = home_dir(secure)
+    libs = home_dir() / "libs"  # one set of jars for both kinds of broker
     return {
         "home": home,
-        "libs": home / "libs",
-        "stamp": home / "libs" / ".stamp",
+        "libs": libs,
+        "stamp": libs / ".stamp",
         "data": home / "data",
         "props": home / "server.properties",
         "log4j": home / "log4j2.xml",
@@ -121,10 +136,10 @@ def _paths() -> dict[str, Path]:
     }
 
 
-def broker_port() -> int:
+def broker_port(secure: bool = False) -> int:
     raw = os.environ.get("TRADEWATCH_KAFKA_PORT", "").strip()
     if not raw:
-        return DEFAULT_PORT
+        return DEFAULT_SECURE_PORT if secure else DEFAULT_PORT
     try:
         port = int(raw)
     except ValueError:
@@ -134,13 +149,13 @@ def broker_port() -> int:
     return port
 
 
-def controller_port() -> int:
-    return broker_port() + 1
+def controller_port(secure: bool = False) -> int:
+    return broker_port(secure) + 1
 
 
-def bootstrap_address() -> str:
+def bootstrap_address(secure: bool = False) -> str:
     """Address of the project's local broker (whether or not it runs)."""
-    return f"{HOST}:{broker_port()}"
+    return f"{HOST}:{broker_port(secure)}"
 
 
 def external_bootstrap(explicit: str | None = None) -> str | None:
@@ -154,11 +169,14 @@ def external_bootstrap(explicit: str | None = None) -> str | None:
 
 
 def render_server_properties(
-    *, port: int, controller_port: int, data_dir: Path | str, node_id: int = NODE_ID
+    *, port: int, controller_port: int, data_dir: Path | str, node_id: int = NODE_ID,
+    overrides: list[tuple[str, object]] | None = None,
 ) -> str:
     """The broker's server.properties: one combined broker+controller on 127.0.0.1.
 
-    Pure function (unit-tested without a broker).
+    ``overrides`` replace the listed keys in place and add the rest at the end (the
+    secure broker's listeners, SASL and TLS settings). Pure function (unit-tested
+    without a broker).
     """
     settings: list[tuple[str, object]] = [
         # -- KRaft, one node that is broker and controller, static quorum
@@ -200,6 +218,8 @@ def render_server_properties(
         ("num.io.threads", 4),
         ("background.threads", 4),
     ]
+    extra = dict(overrides or [])
+    settings = [(key, extra.pop(key, value)) for key, value in settings] + list(extra.items())
     lines = [
         "# Generated by streams/kafka_local.py on every start; edits here are overwritten.",
         "# Single-node KRaft (broker+controller), bound to 127.0.0.1 only.",
@@ -328,8 +348,8 @@ def _java() -> str:
     return found
 
 
-def _jvm_args() -> list[str]:
-    p = _paths()
+def _jvm_args(secure: bool = False) -> list[str]:
+    p = _paths(secure)
     heap = os.environ.get("TRADEWATCH_KAFKA_HEAP", DEFAULT_HEAP)
     return [
         _java(),
@@ -352,9 +372,9 @@ def _mem_bytes(spec: str) -> int:
     return int(spec)
 
 
-def _read_pid() -> int | None:
+def _read_pid(secure: bool = False) -> int | None:
     try:
-        return int(_paths()["pid"].read_text().strip())
+        return int(_paths(secure)["pid"].read_text().strip())
     except (OSError, ValueError):
         return None
 
@@ -377,7 +397,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _is_our_broker(pid: int) -> bool:
+def _is_our_broker(pid: int, secure: bool = False) -> bool:
     """True if pid is a live kafka.Kafka JVM running from our home directory."""
     if not _alive(pid):
         return False
@@ -386,19 +406,19 @@ def _is_our_broker(pid: int) -> bool:
     except OSError:
         return True  # no /proc: trust the pid file
     args = [a.decode(errors="replace") for a in cmdline]
-    return "kafka.Kafka" in args and str(_paths()["props"]) in args
+    return "kafka.Kafka" in args and str(_paths(secure)["props"]) in args
 
 
-def _running_pid() -> int | None:
+def _running_pid(secure: bool = False) -> int | None:
     """Pid of our running broker; removes a stale pid file."""
-    pid = _read_pid()
+    pid = _read_pid(secure)
     if pid is None:
         return None
-    if _is_our_broker(pid):
+    if _is_our_broker(pid, secure):
         return pid
     _say(f"removing stale pid file (pid {pid} is not a running broker)")
     with contextlib.suppress(FileNotFoundError):
-        _paths()["pid"].unlink()
+        _paths(secure)["pid"].unlink()
     return None
 
 
@@ -408,8 +428,8 @@ def _port_in_use(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def _log_tail(lines: int = 40) -> str:
-    log = _paths()["log"]
+def _log_tail(lines: int = 40, secure: bool = False) -> str:
+    log = _paths(secure)["log"]
     try:
         text = log.read_text(errors="replace").splitlines()
     except OSError:
@@ -418,9 +438,9 @@ def _log_tail(lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def _lock() -> Iterator[None]:
+def _lock(secure: bool = False) -> Iterator[None]:
     """Serialize start/stop between processes (e.g. two test sessions)."""
-    p = _paths()
+    p = _paths(secure)
     p["home"].mkdir(parents=True, exist_ok=True)
     with open(p["lock"], "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -442,8 +462,12 @@ def _quiet_kafka_logging() -> Iterator[None]:
         logger.setLevel(old)
 
 
-def _probe(bootstrap: str, timeout_s: float = 3.0) -> dict | None:
-    """Ask the cluster for its metadata; return describe_cluster() or None if it doesn't answer."""
+def _probe(bootstrap: str, timeout_s: float = 3.0,
+           security: dict | None = None) -> dict | None:
+    """Ask the cluster for its metadata; return describe_cluster() or None if it doesn't answer.
+
+    ``security``: kafka-python security keyword arguments (the secure broker's client).
+    """
     from kafka.admin import KafkaAdminClient
 
     ms = max(int(timeout_s * 1000), 500)
@@ -452,7 +476,7 @@ def _probe(bootstrap: str, timeout_s: float = 3.0) -> dict | None:
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap, client_id="tradewatch-kafka-local",
                 bootstrap_timeout_ms=ms, request_timeout_ms=ms,
-                reconnect_backoff_max_ms=500,
+                reconnect_backoff_max_ms=500, **(security or {}),
             )
         except Exception:
             return None
@@ -468,53 +492,90 @@ def _probe(bootstrap: str, timeout_s: float = 3.0) -> dict | None:
     return info
 
 
-def is_answering(bootstrap: str, timeout_s: float = 3.0) -> bool:
+def is_answering(bootstrap: str, timeout_s: float = 3.0, security: dict | None = None) -> bool:
     """True if the cluster at ``bootstrap`` answers a metadata request with at least one broker."""
-    return _probe(bootstrap, timeout_s) is not None
+    return _probe(bootstrap, timeout_s, security) is not None
 
 
-def _run_storage_tool(args: list[str]) -> str:
-    cmd = [*_jvm_args(), "kafka.tools.StorageTool", *args]
-    proc = subprocess.run(cmd, cwd=_paths()["home"], stdin=subprocess.DEVNULL,
+def _run_storage_tool(args: list[str], secure: bool = False, shown: int | None = None) -> str:
+    """Run kafka-storage; ``shown`` arguments at most go into an error (the rest may be secret)."""
+    cmd = [*_jvm_args(secure), "kafka.tools.StorageTool", *args]
+    proc = subprocess.run(cmd, cwd=_paths(secure)["home"], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise KafkaLocalError(
-            f"kafka-storage {' '.join(args)} failed (exit {proc.returncode}):\n"
+            f"kafka-storage {' '.join(args[:shown])} failed (exit {proc.returncode}):\n"
             f"{(proc.stdout + proc.stderr).strip()[-4000:]}"
         )
     return proc.stdout.strip()
 
 
-def _write_configs() -> None:
-    p = _paths()
-    p["props"].write_text(render_server_properties(
-        port=broker_port(), controller_port=controller_port(), data_dir=p["data"]))
+def _secure_files() -> kafka_secure.SecureFiles:
+    return kafka_secure.SecureFiles(home_dir(secure=True))
+
+
+def _write_configs(secure: bool = False) -> None:
+    p = _paths(secure)
+    overrides = None
+    if secure:
+        files = _secure_files()
+        passwords = kafka_secure.ensure_secrets(files)
+        kafka_secure.ensure_certificates(files, passwords["keystore"])
+        overrides = kafka_secure.security_properties(
+            port=broker_port(secure), controller_port=controller_port(secure), host=HOST,
+            files=files, passwords=passwords)
+    fd = os.open(p["props"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:  # the secure broker's holds passwords: owner only
+        fh.write(render_server_properties(
+            port=broker_port(secure), controller_port=controller_port(secure),
+            data_dir=p["data"], overrides=overrides))
     p["log4j"].write_text(render_log4j2_config(p["log"]))
 
 
-def _format_storage_once() -> None:
-    p = _paths()
+def _format_storage_once(secure: bool = False) -> None:
+    p = _paths(secure)
     if (p["data"] / "meta.properties").exists():
         return
-    cluster_id = _run_storage_tool(["random-uuid"]).splitlines()[-1].strip()
+    cluster_id = _run_storage_tool(["random-uuid"], secure).splitlines()[-1].strip()
     _say(f"formatting new KRaft storage in {p['data']} (cluster id {cluster_id})")
-    _run_storage_tool(["format", "-t", cluster_id, "-c", str(p["props"])])
+    args = ["format", "-t", cluster_id, "-c", str(p["props"])]
+    shown = len(args)
+    if secure:  # the client user's SCRAM credentials must exist before the first login
+        client_password = kafka_secure.ensure_secrets(_secure_files())["client"]
+        args += kafka_secure.scram_format_args(client_password)
+    _run_storage_tool(args, secure, shown=shown)
+
+
+def _security(secure: bool) -> dict | None:
+    """kafka-python arguments for probing the secure broker as its client user."""
+    if not secure:
+        return None
+    files = _secure_files()
+    return {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": kafka_secure.MECHANISMS[0],
+        "sasl_plain_username": kafka_secure.CLIENT_USER,
+        "sasl_plain_password": kafka_secure.ensure_secrets(files)["client"],
+        "ssl_cafile": str(files.ca_cert), "ssl_check_hostname": True,
+    }
 
 
 def _wait_answering(bootstrap: str, deadline: float, proc: subprocess.Popen | None,
-                    pid: int) -> None:
+                    pid: int, secure: bool = False) -> None:
+    security = _security(secure)
     while True:
         if proc is not None and proc.poll() is not None:
             raise KafkaLocalError(
-                f"broker exited with code {proc.returncode} during startup\n{_log_tail()}")
+                f"broker exited with code {proc.returncode} during startup\n"
+                f"{_log_tail(secure=secure)}")
         if proc is None and not _alive(pid):
-            raise KafkaLocalError(f"broker (pid {pid}) exited during startup\n{_log_tail()}")
+            raise KafkaLocalError(
+                f"broker (pid {pid}) exited during startup\n{_log_tail(secure=secure)}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise KafkaLocalError(
                 f"broker (pid {pid}) did not answer on {bootstrap} in time; it is left running "
-                f"(stop it with `python -m streams.kafka_local stop`)\n{_log_tail()}")
-        if _probe(bootstrap, timeout_s=min(3.0, max(remaining, 0.5))) is not None:
+                f"(stop it with `python -m streams.kafka_local stop`)\n{_log_tail(secure=secure)}")
+        if _probe(bootstrap, timeout_s=min(3.0, max(remaining, 0.5)), security=security):
             return
         time.sleep(0.25)
 
@@ -522,7 +583,8 @@ def _wait_answering(bootstrap: str, deadline: float, proc: subprocess.Popen | No
 # --------------------------------------------------------------------------- API
 
 
-def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
+def start(timeout: float = 60, bootstrap_servers: str | None = None,
+          secure: bool = False) -> str:
     """Start the local broker (or use an existing cluster) and return its bootstrap address.
 
     Idempotent: a running broker that answers is reused at once. Blocks until the
@@ -531,29 +593,35 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
 
     If ``bootstrap_servers`` is given or ``TRADEWATCH_BOOTSTRAP_SERVERS`` is set, no
     local broker is started: that cluster is checked and its address returned.
+
+    ``secure=True`` starts the secure local broker instead (``var/kafka-secure``,
+    port 9094, a SASL_SSL listener only; see :mod:`streams.kafka_secure`). It is
+    always local: ``TRADEWATCH_BOOTSTRAP_SERVERS`` does not apply to it.
     """
-    external = external_bootstrap(bootstrap_servers)
+    external = None if secure else external_bootstrap(bootstrap_servers)
     if external:
-        _say(f"using existing cluster {external} (TRADEWATCH_BOOTSTRAP_SERVERS); "
+        shown = mask_credentials(external)
+        _say(f"using existing cluster {shown} (TRADEWATCH_BOOTSTRAP_SERVERS); "
              "no local broker started")
         deadline = time.monotonic() + timeout
         while _probe(external, timeout_s=min(5.0, max(deadline - time.monotonic(), 0.5))) is None:
             if time.monotonic() >= deadline:
                 raise KafkaLocalError(
-                    f"existing cluster {external} does not answer a metadata request")
+                    f"existing cluster {shown} does not answer a metadata request")
             time.sleep(0.5)
         return external
 
-    bootstrap = bootstrap_address()
+    bootstrap = bootstrap_address(secure)
     deadline = time.monotonic() + timeout
-    with _lock():
-        pid = _running_pid()
+    with _lock(secure):
+        pid = _running_pid(secure)
         if pid is not None:
-            _wait_answering(bootstrap, deadline, None, pid)
+            _wait_answering(bootstrap, deadline, None, pid, secure)
             _say(f"local broker already running: pid {pid}, {bootstrap}")
             return bootstrap
 
-        for port, what in ((broker_port(), "broker"), (controller_port(), "controller")):
+        for port, what in ((broker_port(secure), "broker"),
+                           (controller_port(secure), "controller")):
             if _port_in_use(port):
                 raise KafkaLocalError(
                     f"{HOST}:{port} (the {what} port) is already taken by a process this project "
@@ -561,15 +629,16 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
                     "point TRADEWATCH_BOOTSTRAP_SERVERS at an existing cluster.")
 
         fetch_jars()
-        p = _paths()
+        p = _paths(secure)
         p["data"].mkdir(parents=True, exist_ok=True)
         if p["log"].exists():
             p["log"].replace(p["log"].with_name("broker.log.1"))
-        _write_configs()
-        _format_storage_once()
+        _write_configs(secure)
+        _format_storage_once(secure)
 
-        cmd = [*_jvm_args(), "kafka.Kafka", str(p["props"])]
-        _say(f"starting local Kafka {kafka_version()} on {bootstrap} (log: {p['log']})")
+        cmd = [*_jvm_args(secure), "kafka.Kafka", str(p["props"])]
+        kind = "secure (SASL_SSL) " if secure else ""
+        _say(f"starting {kind}local Kafka {kafka_version()} on {bootstrap} (log: {p['log']})")
         with open(p["log"], "ab") as log:
             proc = subprocess.Popen(cmd, cwd=p["home"], stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
@@ -577,7 +646,7 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
         _STARTED.append(proc)  # keep a reference: no "still running" warning when it outlives us
         t0 = time.monotonic()
         try:
-            _wait_answering(bootstrap, deadline, proc, proc.pid)
+            _wait_answering(bootstrap, deadline, proc, proc.pid, secure)
         except KafkaLocalError:
             if proc.poll() is not None:
                 with contextlib.suppress(FileNotFoundError):
@@ -588,20 +657,20 @@ def start(timeout: float = 60, bootstrap_servers: str | None = None) -> str:
         return bootstrap
 
 
-def stop(timeout: float = STOP_TIMEOUT_S) -> bool:
+def stop(timeout: float = STOP_TIMEOUT_S, secure: bool = False) -> bool:
     """Stop the local broker (SIGTERM, controlled shutdown; SIGKILL after ``timeout``).
 
     Idempotent. Returns True if a broker was stopped. While
     ``TRADEWATCH_BOOTSTRAP_SERVERS`` is set it does nothing: that cluster is not ours,
     and neither start nor stop manages the local broker then.
     """
-    external = external_bootstrap()
+    external = None if secure else external_bootstrap()
     if external:
-        _say(f"using existing cluster {external} (TRADEWATCH_BOOTSTRAP_SERVERS); not stopping "
-             "anything (unset it to manage the local broker)")
+        _say(f"using existing cluster {mask_credentials(external)} (TRADEWATCH_BOOTSTRAP_SERVERS);"
+             " not stopping anything (unset it to manage the local broker)")
         return False
-    with _lock():
-        pid = _running_pid()
+    with _lock(secure):
+        pid = _running_pid(secure)
         if pid is None:
             _say("local broker is not running")
             return False
@@ -622,49 +691,80 @@ def stop(timeout: float = STOP_TIMEOUT_S) -> bool:
             if _alive(pid):
                 raise KafkaLocalError(f"broker pid {pid} survived SIGKILL")
         with contextlib.suppress(FileNotFoundError):
-            _paths()["pid"].unlink()
+            _paths(secure)["pid"].unlink()
         _say(f"local broker stopped in {time.monotonic() - t0:.1f}s")
         return True
 
 
-def status() -> dict:
+def status(secure: bool = False) -> dict:
     """Where Kafka is and whether it answers.
 
-    Keys: mode ("local" or "external"), running, pid, bootstrap, answering,
-    plus home/log/kafka_version/jars_ready for the local broker.
+    Keys: mode ("local", "local-secure" or "external"), running, pid, bootstrap,
+    answering, plus home/log/kafka_version/jars_ready for the local broker.
     """
-    external = external_bootstrap()
+    external = None if secure else external_bootstrap()
     if external:
-        return {"mode": "external", "running": None, "pid": None, "bootstrap": external,
-                "answering": is_answering(external)}
-    p = _paths()
-    pid = _read_pid()
-    running = pid is not None and _is_our_broker(pid)
-    bootstrap = bootstrap_address()
-    return {
-        "mode": "local",
+        return {"mode": "external", "running": None, "pid": None,
+                "bootstrap": mask_credentials(external), "answering": is_answering(external)}
+    p = _paths(secure)
+    pid = _read_pid(secure)
+    running = pid is not None and _is_our_broker(pid, secure)
+    bootstrap = bootstrap_address(secure)
+    info = {
+        "mode": "local-secure" if secure else "local",
         "running": running,
         "pid": pid if running else None,
         "stale_pid_file": pid is not None and not running,
         "bootstrap": bootstrap,
-        "answering": running and is_answering(bootstrap),
+        "answering": running and is_answering(bootstrap, security=_security(secure)),
         "kafka_version": kafka_version(),
         "jars_ready": _jars_complete(),
         "home": str(p["home"]),
         "log": str(p["log"]),
     }
+    if secure:
+        info["client_config"] = str(_secure_files().client_toml)
+    return info
+
+
+def secure_client_settings() -> dict[str, str]:
+    """The ``[kafka]`` settings for the secure local broker, also written to client.toml.
+
+    No secret among them: the password is named by its file (0600).
+    """
+    files = _secure_files()
+    settings = kafka_secure.client_settings(files, bootstrap_address(secure=True))
+    files.client_toml.write_text(kafka_secure.render_client_toml(settings))
+    return settings
+
+
+def _print_secure_client(settings: dict[str, str]) -> None:
+    toml = kafka_secure.render_client_toml(settings)
+    print(f"# client settings for the secure broker (also in {_secure_files().client_toml}):",
+          file=sys.stderr)
+    print(toml, end="", file=sys.stderr)
+    print("# or from the environment (the password stays in its 0600 file):\n"
+          f"#   export TRADEWATCH_BOOTSTRAP_SERVERS={settings['bootstrap_servers']}\n"
+          f"#   export TRADEWATCH_KAFKA_SECURITY_PROTOCOL={settings['security_protocol']}\n"
+          f"#   export TRADEWATCH_KAFKA_SASL_MECHANISM={settings['sasl_mechanism']}\n"
+          f"#   export TRADEWATCH_KAFKA_SASL_USERNAME={settings['sasl_username']}\n"
+          f"#   export TRADEWATCH_KAFKA_SASL_PASSWORD_FILE={settings['sasl_password_file']}\n"
+          f"#   export TRADEWATCH_KAFKA_SSL_CAFILE={settings['ssl_cafile']}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- CLI
 
 
 USAGE = """usage: python -m streams.kafka_local {fetch|start|stop|status}
-                                         [--timeout SECONDS] [--json]
+                                         [--secure] [--timeout SECONDS] [--json]
 
   fetch    download the broker jars with Maven into var/kafka/libs (no-op when up to date)
   start    start the local single-node broker on 127.0.0.1 (or check TRADEWATCH_BOOTSTRAP_SERVERS)
   stop     stop the local broker
-  status   print whether it runs and answers; exit 0 if answering, 1 if not"""
+  status   print whether it runs and answers; exit 0 if answering, 1 if not
+
+  --secure the secure broker instead (var/kafka-secure, 127.0.0.1:9094, SASL_SSL with
+           generated certificates); start prints the client settings it needs"""
 
 
 def cli(argv: list[str]) -> int:
@@ -675,18 +775,22 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("command", choices=["fetch", "start", "stop", "status"])
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--secure", action="store_true",
+                        help="the secure (SASL_SSL) local broker")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
             print(fetch_jars())
             return 0
         if args.command == "start":
-            print(start(timeout=args.timeout or 60))
+            print(start(timeout=args.timeout or 60, secure=args.secure))
+            if args.secure:
+                _print_secure_client(secure_client_settings())
             return 0
         if args.command == "stop":
-            stop(timeout=args.timeout or STOP_TIMEOUT_S)
+            stop(timeout=args.timeout or STOP_TIMEOUT_S, secure=args.secure)
             return 0
-        info = status()
+        info = status(secure=args.secure)
         if args.json:
             print(json.dumps(info, indent=2))
         else:

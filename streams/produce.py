@@ -16,6 +16,8 @@ from pathlib import Path
 from kafka import KafkaProducer
 from tqdm import tqdm
 
+from streams.config import KafkaSettings
+from streams.kafka_clients import as_kafka, kafka_python_kwargs
 from streams.keys import record_key
 
 __all__ = ["read_records", "produce_records", "make_producer"]
@@ -58,9 +60,11 @@ def _csv_row_to_json(row: dict[str, str]) -> bytes:
     return json.dumps(out, separators=(",", ":")).encode()
 
 
-def make_producer(bootstrap: str, client_id: str = "tradewatch-producer") -> KafkaProducer:
+def make_producer(bootstrap: str | KafkaSettings,
+                  client_id: str = "tradewatch-producer") -> KafkaProducer:
+    """A producer for an address or for the ``[kafka]`` settings (security included)."""
     return KafkaProducer(
-        bootstrap_servers=bootstrap.split(","), client_id=client_id, acks=1,
+        **kafka_python_kwargs(as_kafka(bootstrap)), client_id=client_id, acks=1,
         linger_ms=10, batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
     )
 
@@ -68,7 +72,7 @@ def make_producer(bootstrap: str, client_id: str = "tradewatch-producer") -> Kaf
 def produce_records(
     records: Iterable[bytes],
     *,
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     topic: str,
     rate: float | None = None,
     limit: int | None = None,

@@ -10,7 +10,9 @@ from typing import TextIO
 import msgspec
 from kafka import KafkaConsumer
 
+from streams.config import KafkaSettings
 from streams.events import TradeAlert
+from streams.kafka_clients import as_kafka, kafka_python_kwargs
 
 __all__ = ["format_alert", "iter_alerts"]
 
@@ -42,11 +44,15 @@ def format_alert(alert: TradeAlert) -> str:
 
 
 def iter_alerts(
-    bootstrap: str, topic: str, from_beginning: bool = False, timeout_s: float | None = None
+    bootstrap: str | KafkaSettings, topic: str, from_beginning: bool = False,
+    timeout_s: float | None = None,
 ) -> Iterator[tuple[bytes, TradeAlert | None]]:
-    """Yield (raw bytes, decoded alert or None if it does not decode) from the alert topic."""
+    """Yield (raw bytes, decoded alert or None if it does not decode) from the alert topic.
+
+    ``bootstrap``: an address, or the ``[kafka]`` settings with their security options.
+    """
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap.split(","),
+        topic, **kafka_python_kwargs(as_kafka(bootstrap)),
         group_id=f"tradewatch-tail-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
@@ -62,7 +68,7 @@ def iter_alerts(
         consumer.close()
 
 
-def tail(bootstrap: str, topic: str, *, from_beginning: bool, as_json: bool,
+def tail(bootstrap: str | KafkaSettings, topic: str, *, from_beginning: bool, as_json: bool,
          timeout_s: float | None = None, out: TextIO = sys.stdout) -> int:
     count = 0
     for raw, alert in iter_alerts(bootstrap, topic, from_beginning, timeout_s):

@@ -52,6 +52,10 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.config import KafkaSettings
 
 __all__ = [
     "DAY_MS",
@@ -164,11 +168,15 @@ def default_topic_specs(
 
 
 @contextlib.contextmanager
-def _admin(bootstrap: str, timeout_ms: int = 30_000) -> Iterator[object]:
+def _admin(kafka: str | KafkaSettings, timeout_ms: int = 30_000) -> Iterator[object]:
+    """An admin client for ``kafka``: a bare bootstrap address (PLAINTEXT) or the
+    ``[kafka]`` settings with their security options."""
     from kafka.admin import KafkaAdminClient
 
+    from streams.kafka_clients import as_kafka, kafka_python_kwargs
+
     admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="tradewatch-topics",
+        **kafka_python_kwargs(as_kafka(kafka)), client_id="tradewatch-topics",
         bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms,
     )
     try:
@@ -204,7 +212,7 @@ def _check_partitions(spec: TopicSpec, actual: int) -> None:
         )
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
+def ensure_topics(bootstrap: str | KafkaSettings, specs: Iterable[TopicSpec]) -> list[str]:
     """Create the topics in ``specs`` that are missing; return the names created.
 
     Existing topics are left as they are, but their partition count must match
@@ -212,6 +220,7 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
     Idempotent, and safe when another process creates the same topics at the
     same time (TopicAlreadyExists is treated as "exists", then checked).
     Returns once every created topic has a leader for each partition.
+    ``bootstrap`` is an address or the ``[kafka]`` settings (security included).
     """
     import kafka.errors as Errors
 
@@ -258,7 +267,8 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
         return created
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
+def delete_topics(bootstrap: str | KafkaSettings, names: Iterable[str],
+                  timeout_s: float = 30.0) -> list[str]:
     """Delete the named topics that exist (missing ones are ignored); return those deleted.
 
     Waits until the deleted topics are gone from the cluster's metadata, so a

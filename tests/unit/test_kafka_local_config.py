@@ -139,3 +139,83 @@ def test_external_cluster_is_never_stopped(
     assert kafka_local.external_bootstrap() == "127.0.0.1:1"
     assert kafka_local.external_bootstrap("127.0.0.2:9092") == "127.0.0.2:9092"
     assert kafka_local.stop() is False
+
+
+# --------------------------------------------------------------------------- secure broker
+
+
+@pytest.fixture
+def secure_props(tmp_path: Path) -> dict[str, str]:
+    from streams import kafka_secure
+
+    files = kafka_secure.SecureFiles(tmp_path)
+    overrides = kafka_secure.security_properties(
+        port=19094, controller_port=19095, host="127.0.0.1", files=files,
+        passwords={"client": "c", "keystore": "k", "broker": "b"})
+    return _parse(kafka_local.render_server_properties(
+        port=19094, controller_port=19095, data_dir="/tmp/tw-kafka-data", overrides=overrides))
+
+
+def test_the_secure_broker_has_one_client_listener_and_it_is_sasl_ssl_on_loopback(
+        secure_props: dict[str, str]) -> None:
+    assert secure_props["listeners"].split(",") == [
+        "SASL_SSL://127.0.0.1:19094", "CONTROLLER://127.0.0.1:19095"]
+    assert secure_props["advertised.listeners"] == "SASL_SSL://127.0.0.1:19094"
+    assert secure_props["inter.broker.listener.name"] == "SASL_SSL"
+    assert "PLAINTEXT://" not in secure_props["listeners"]
+    assert set(secure_props["sasl.enabled.mechanisms"].split(",")) == {
+        "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+    assert secure_props["ssl.endpoint.identification.algorithm"] == "https"
+    every_value = " ".join(secure_props.values())
+    for wildcard in ("0.0.0.0", "://:", "[::]"):
+        assert wildcard not in every_value
+    # everything else is the plain broker's single-node setup
+    assert secure_props["process.roles"] == "broker,controller"
+    assert secure_props["auto.create.topics.enable"] == "false"
+
+
+def test_secrets_are_created_once_and_readable_by_the_owner_only(tmp_path: Path) -> None:
+    from streams import kafka_secure
+
+    files = kafka_secure.SecureFiles(tmp_path)
+    first = kafka_secure.ensure_secrets(files)
+    assert kafka_secure.ensure_secrets(files) == first
+    assert len(set(first.values())) == 3 and all(len(v) >= 24 for v in first.values())
+    assert files.client_password.stat().st_mode & 0o777 == 0o600
+    assert files.secrets.stat().st_mode & 0o777 == 0o700
+
+
+def test_generated_certificates_chain_to_the_local_ca_for_127_0_0_1(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    from streams import kafka_secure
+
+    files = kafka_secure.SecureFiles(tmp_path)
+    kafka_secure.ensure_certificates(files, keystore_password="k" * 24)
+    assert files.keystore.exists() and files.keystore.stat().st_mode & 0o777 == 0o600
+    cert = files.tls / "broker.pem"
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(files.ca_cert), str(cert)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-ext",
+                           "subjectAltName"], capture_output=True, text=True).stdout
+    assert "IP Address:127.0.0.1" in text and "DNS:localhost" in text
+    ssl.create_default_context(cafile=str(files.ca_cert))  # a CA clients can load
+
+
+def test_the_client_settings_name_the_password_file_never_the_password(tmp_path: Path) -> None:
+    from streams import kafka_secure
+
+    files = kafka_secure.SecureFiles(tmp_path)
+    password = kafka_secure.ensure_secrets(files)["client"]
+    settings = kafka_secure.client_settings(files, "127.0.0.1:19094")
+    toml = kafka_secure.render_client_toml(settings)
+    assert password not in toml
+    from streams.config import load_settings_text
+
+    files.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+    files.ca_cert.write_text("placeholder")
+    kafka = load_settings_text(toml, env={}).kafka
+    assert (kafka.security_protocol, kafka.sasl_username) == ("SASL_SSL", "tradewatch")
+    assert kafka.sasl_password_file == str(files.client_password)
