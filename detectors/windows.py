@@ -12,12 +12,15 @@ the rest (a producer clock set to "now" in a replay of 2022) would otherwise
 close every window up to its date and make the whole rest of the stream late. A
 record more than ``max_lead`` seconds ahead of the watermark is *held*: it is
 counted in its own (future) window, but does not move the watermark. Only when
-``confirmations`` such records have been seen does the watermark jump, to the
-``confirmations``-th largest of them: a genuine jump (the backlog after an
-upstream outage) is followed after a few records, a lone outlier never.
+``confirmations`` such records have been seen in a row (no ordinary record moving
+the watermark in between) does the watermark jump, to the ``confirmations``-th
+largest of them: a genuine jump (the backlog after an upstream outage, when the
+whole partition was silent) is followed after a few records; outliers amid a
+stream that keeps moving never add up to one.
 
 Event time only advances when events flow, so a quiet stream would never close its
-last windows. :meth:`TumblingWindows.close_idle` closes them; *when* is the
+last windows. :meth:`TumblingWindows.close_idle` closes them, up to the
+watermark's own window (beyond it are only held records); *when* is the
 caller's decision (the worker does it once a partition is caught up and quiet;
 see :mod:`streams.catchup`). This module holds no clock.
 
@@ -128,7 +131,8 @@ class TumblingWindows:
         self.max_lead = float(max_lead)
         self.confirmations = confirmations
         self.watermark = -math.inf
-        #: Event times of held records: beyond the bound when they arrived, and still.
+        #: Event times of the records held since the watermark last moved: the candidates
+        #: that confirm a jump.
         self.held: list[float] = []
         self._open: dict[float, dict[str, SeriesAggregate]] = {}
         #: Every window starting before this has closed; -inf until the first close.
@@ -169,13 +173,12 @@ class TumblingWindows:
         """Move the watermark to ``ts``, or hold ``ts`` if it is too far ahead to trust alone."""
         if not self.is_ahead(ts):
             self.watermark = ts
-        else:
-            self.held.append(ts)
-            if len(self.held) < self.confirmations:
-                return
+            self.held = []  # the stream goes on where it was: those were outliers, not a jump
+            return
+        self.held.append(ts)
+        if len(self.held) >= self.confirmations:
             # confirmed: the N-th largest, so up to N-1 outliers among them cannot lead
             self.watermark = sorted(self.held, reverse=True)[self.confirmations - 1]
-        if self.held:  # those now within the bound are ordinary records, no longer held
             self.held = [t for t in self.held if self.is_ahead(t)]
 
     def advance(self) -> list[ClosedWindow]:
@@ -183,17 +186,19 @@ class TumblingWindows:
         return self._close_until(self.watermark - self.grace)
 
     def close_idle(self) -> list[ClosedWindow]:
-        """Close every open window except those of held records (the input has gone quiet).
+        """Close every open window up to the watermark's own (the input has gone quiet).
 
-        Windows holding a record that is still held are left open: closing them
-        would make every record before their date late, which is what holding
-        prevents. Without held records this is :meth:`flush`.
+        Every record that moved the watermark lies at or before it, so only held
+        records (and the few above a confirmed jump) are in later windows. Those
+        stay open: closing them would make every record before their date late,
+        which is what holding prevents. Without such records this is :meth:`flush`.
         """
-        limit = min((self.window_start(t) for t in self.held), default=math.inf)
-        starts = [s for s in self._open if s < limit]
-        if not starts:
+        if not self._open or self.watermark == -math.inf:
             return []
-        return self._close_until(max(starts) + self.size)
+        last = self.window_start(self.watermark)
+        if min(self._open) > last:
+            return []
+        return self._close_until(last + self.size)
 
     def flush(self) -> list[ClosedWindow]:
         """Close every open window now, held ones included (end of input)."""

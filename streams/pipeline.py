@@ -7,7 +7,8 @@ partition that lags behind must not make another's events late.
 
 What runs where:
 
-* per declaration (hot path): window aggregation at every configured level, the
+* per declaration (hot path): de-duplication by declaration id
+  (:mod:`streams.dedup`), window aggregation at every configured level, the
   unit-value detector of the declaration's HS chapter, and the novelty detector;
 * per closed window and series: the spike and change-point detectors on the
   series' statistical value (zero when the series had no declaration);

@@ -119,11 +119,22 @@ def test_an_outlier_among_the_confirmations_does_not_lead_the_watermark() -> Non
     assert w.held == [1_700_000_000.0]  # still held: it never leads
 
 
-def test_a_held_record_that_the_stream_catches_up_with_is_an_ordinary_record() -> None:
+def test_outliers_amid_a_stream_that_moves_on_never_add_up_to_a_jump() -> None:
+    """A producer stamping "now" on one record a month: each is held, none confirms another."""
+    w = bounded()
+    for day in range(120):
+        add(w, day * DAY + 10)
+        if day % 30 == 15:
+            add(w, 1_700_000_000.0 + day)
+    assert w.watermark == 119 * DAY + 10
+    assert all(add(w, 119 * DAY + 20 + h) for h in range(10))
+
+
+def test_a_held_record_does_not_move_the_watermark_when_the_stream_catches_up() -> None:
     w = bounded()
     add(w, 10.0)
     add(w, 2 * DAY)  # held
-    add(w, DAY + 10)  # within the bound: moves the watermark, the held one is now near
+    add(w, DAY + 10)  # ordinary progress
     assert w.watermark == DAY + 10 and w.held == []
 
 
