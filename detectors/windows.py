@@ -1,4 +1,4 @@
-"""Event-time tumbling windows per series key, with grace for late events and idle close.
+"""Event-time tumbling windows per series key, with grace for late events and a bounded watermark.
 
 Windows are aligned to the epoch (``start = floor(ts / size) * size``), so every
 series and every worker agree on boundaries and a window's start identifies it.
@@ -7,10 +7,22 @@ closes when ``watermark >= end + grace``. An event whose window has already
 closed is *late*: :meth:`TumblingWindows.add` returns ``False`` and the caller
 dead-letters it (nothing is dropped silently).
 
+**The watermark is bounded against outliers.** One record dated far ahead of
+the rest (a producer clock set to "now" in a replay of 2022) would otherwise
+close every window up to its date and make the whole rest of the stream late. A
+record more than ``max_lead`` seconds ahead of the watermark is *held*: it is
+counted in its own (future) window, but does not move the watermark. Only when
+``confirmations`` such records have been seen in a row (no ordinary record moving
+the watermark in between) does the watermark jump, to the ``confirmations``-th
+largest of them: a genuine jump (the backlog after an upstream outage, when the
+whole partition was silent) is followed after a few records; outliers amid a
+stream that keeps moving never add up to one.
+
 Event time only advances when events flow, so a quiet stream would never close its
-last window. :meth:`TumblingWindows.close_idle` closes everything still open once
-no event has arrived for ``idle_timeout`` seconds of the *injected wall clock*;
-tests pass a fake clock.
+last windows. :meth:`TumblingWindows.close_idle` closes them, up to the
+watermark's own window (beyond it are only held records); *when* is the
+caller's decision (the worker does it once a partition is caught up and quiet;
+see :mod:`streams.catchup`). This module holds no clock.
 
 >>> w = TumblingWindows(size=86_400, grace=3_600)
 >>> w.add(ts=10.0, keys=("hs6:DE>KG:854231",), value=100.0, mass=1.0, declaration_id="a")
@@ -28,8 +40,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 __all__ = ["SeriesAggregate", "ClosedWindow", "TumblingWindows"]
 
@@ -84,41 +95,48 @@ class TumblingWindows:
         Window length in seconds (86 400 = daily windows).
     grace
         How long after a window's end (in event time) late events are still accepted.
-    idle_timeout
-        Wall-clock seconds without any event after which open windows are closed.
     max_empty_windows
         After a jump in event time, at most this many empty windows are emitted
         for the gap; detectors see them as missing data, not as zero trade.
     top_k
         How many of the largest declarations each aggregate keeps as evidence.
-    clock
-        Wall clock for idle close; injected so tests control it.
+    max_lead
+        A record more than this many seconds ahead of the watermark is held: it
+        does not move the watermark by itself (``inf``: no bound).
+    confirmations
+        How many held records it takes for the watermark to jump ahead.
     """
 
     def __init__(
         self,
         size: float,
         grace: float = 0.0,
-        idle_timeout: float = 30.0,
         max_empty_windows: int = 366,
         top_k: int = 5,
-        clock: Callable[[], float] = time.monotonic,
+        max_lead: float = math.inf,
+        confirmations: int = 1,
     ) -> None:
         if size <= 0:
             raise ValueError(f"size must be > 0 seconds, got {size}")
         if grace < 0:
             raise ValueError(f"grace must be >= 0 seconds, got {grace}")
+        if max_lead <= 0:
+            raise ValueError(f"max_lead must be > 0 seconds, got {max_lead}")
+        if confirmations < 1:
+            raise ValueError(f"confirmations must be >= 1, got {confirmations}")
         self.size = float(size)
         self.grace = float(grace)
-        self.idle_timeout = float(idle_timeout)
         self.max_empty_windows = max_empty_windows
         self.top_k = top_k
-        self.clock = clock
+        self.max_lead = float(max_lead)
+        self.confirmations = confirmations
         self.watermark = -math.inf
+        #: Event times of the records held since the watermark last moved: the candidates
+        #: that confirm a jump.
+        self.held: list[float] = []
         self._open: dict[float, dict[str, SeriesAggregate]] = {}
         #: Every window starting before this has closed; -inf until the first close.
         self._closed_before = -math.inf
-        self._last_arrival = clock()
 
     def window_start(self, ts: float) -> float:
         return math.floor(ts / self.size) * self.size
@@ -127,11 +145,14 @@ class TumblingWindows:
         """True when the window ``ts`` falls in has already closed."""
         return self.window_start(ts) < self._closed_before
 
+    def is_ahead(self, ts: float) -> bool:
+        """True when ``ts`` is more than ``max_lead`` ahead of the watermark (it would be held)."""
+        return self.watermark > -math.inf and ts - self.watermark > self.max_lead
+
     def add(
         self, ts: float, keys: Iterable[str], value: float, mass: float, declaration_id: str
     ) -> bool:
         """Add one event to the window of ``ts`` for every key; False if it is late."""
-        self._last_arrival = self.clock()
         start = self.window_start(ts)
         if start < self._closed_before:
             return False
@@ -145,24 +166,46 @@ class TumblingWindows:
                 agg = window[key] = SeriesAggregate()
             agg.add(value, mass, declaration_id, top_k)
         if ts > self.watermark:
-            self.watermark = ts
+            self._observe(ts)
         return True
+
+    def _observe(self, ts: float) -> None:
+        """Move the watermark to ``ts``, or hold ``ts`` if it is too far ahead to trust alone."""
+        if not self.is_ahead(ts):
+            self.watermark = ts
+            self.held = []  # the stream goes on where it was: those were outliers, not a jump
+            return
+        self.held.append(ts)
+        if len(self.held) >= self.confirmations:
+            # confirmed: the N-th largest, so up to N-1 outliers among them cannot lead
+            self.watermark = sorted(self.held, reverse=True)[self.confirmations - 1]
+            self.held = [t for t in self.held if self.is_ahead(t)]
 
     def advance(self) -> list[ClosedWindow]:
         """Close every window whose end + grace the watermark has passed, oldest first."""
         return self._close_until(self.watermark - self.grace)
 
     def close_idle(self) -> list[ClosedWindow]:
-        """Close all open windows if no event arrived for ``idle_timeout`` wall seconds."""
-        if not self._open or self.clock() - self._last_arrival < self.idle_timeout:
+        """Close every open window up to the watermark's own (the input has gone quiet).
+
+        Every record that moved the watermark lies at or before it, so only held
+        records (and the few above a confirmed jump) are in later windows. Those
+        stay open: closing them would make every record before their date late,
+        which is what holding prevents. Without such records this is :meth:`flush`.
+        """
+        if not self._open or self.watermark == -math.inf:
             return []
-        return self.flush()
+        last = self.window_start(self.watermark)
+        if min(self._open) > last:
+            return []
+        return self._close_until(last + self.size)
 
     def flush(self) -> list[ClosedWindow]:
-        """Close every open window now (end of input, shutdown, idle)."""
+        """Close every open window now, held ones included (end of input)."""
         if not self._open:
             return []
         last_start = max(self._open)
+        self.held = []
         return self._close_until(last_start + self.size)
 
     def _close_until(self, horizon: float) -> list[ClosedWindow]:
@@ -180,8 +223,9 @@ class TumblingWindows:
             elif empties < self.max_empty_windows:
                 closed.append(ClosedWindow(start, start + self.size, {}))
                 empties += 1
-            else:  # a long gap: jump to the next window that has events
-                start = min((s for s in self._open if s > start), default=last + self.size)
+            else:  # a long gap: jump to the next window that has events, never past ``last``
+                start = min(min((s for s in self._open if s > start), default=math.inf),
+                            last + self.size)
                 continue
             start += self.size
         self._closed_before = max(self._closed_before, start)

@@ -17,7 +17,7 @@ laptop and a cluster.
 ...     load_settings_text('[windows]\\nsize_secnds = 3600')
 ... except ConfigError as err:
 ...     print(err)
-config error at windows.size_secnds: unknown key (valid keys: grace_seconds, idle_series_windows, idle_timeout_seconds, levels, max_empty_windows, size_seconds, top_k)
+config error at windows.size_secnds: unknown key (valid keys: grace_seconds, idle_series_windows, idle_timeout_seconds, levels, max_empty_windows, max_watermark_lead_seconds, size_seconds, top_k, watermark_confirmations)
 """
 
 from __future__ import annotations
@@ -113,7 +113,22 @@ class TopicSettings(_Section):
 
 class ValidationSettings(_Section):
     max_message_bytes: Annotated[int, msgspec.Meta(ge=256)] = 65_536
+    #: Clock skew tolerated between customs systems and the worker.
     max_future_seconds: NonNegative = 86_400.0
+    #: Largest plausible value per declaration; above it a record is dead-lettered as
+    #: ``value_out_of_range``. The biggest single export declarations (an aircraft, a
+    #: ship) are worth about 1e9 EUR; 1e10 leaves room, 1e308 is a producer bug that
+    #: would otherwise dominate every total and raise critical alerts.
+    max_statistical_value_eur: Positive = 1e10
+    #: The largest bulk carriers load about 4e8 kg.
+    max_net_mass_kg: Positive = 1e9
+    #: Supplementary units are pieces, litres, pairs, m2...: generous on purpose.
+    max_supplementary_quantity: Positive = 1e12
+    #: Event-time seconds a partition remembers the declaration ids it accepted; a
+    #: second record with a remembered id is dead-lettered as ``duplicate_declaration``.
+    #: At least one window plus its grace: an older copy falls in a closed window and
+    #: is dead-lettered as ``late_event`` anyway. 0 switches de-duplication off.
+    dedup_horizon_seconds: NonNegative = 172_800.0
 
 
 class WindowSettings(_Section):
@@ -121,8 +136,25 @@ class WindowSettings(_Section):
     #: totals are where a tenfold jump in one product on one route becomes visible.
     size_seconds: Positive = 86_400.0
     grace_seconds: NonNegative = 3_600.0
-    #: Wall-clock seconds without events before open windows close (end of a replay).
-    idle_timeout_seconds: Positive = 10.0
+    #: Quiet period before a partition's open windows are closed by the wall clock (the
+    #: end of a replay, a feed that pauses): wall-clock seconds the partition must have
+    #: been caught up (consumer lag 0) and without a record. A partition still behind is
+    #: never idle-closed, however long it waits for its turn; nor is state restored at
+    #: start before it has been caught up this long in the new process. Longer than a
+    #: fetch round trip and a producer's linger; short enough that the last day of a
+    #: replay is judged within a minute.
+    idle_timeout_seconds: Positive = 30.0
+    #: A record more than this far (event time) ahead of its partition's watermark is
+    #: held: counted in its window but not allowed to move the watermark by itself, so a
+    #: record dated "now" in a 2022 stream cannot close every window up to now. One
+    #: window: the natural night-time jump of a busy partition is hours, an upstream
+    #: outage is days (and confirmed, below). A record ahead by less than this can still
+    #: close the windows it passes, so keep it near one window.
+    max_watermark_lead_seconds: Positive = 86_400.0
+    #: Held records it takes before the watermark jumps ahead (to the N-th largest of
+    #: them): the backlog after an outage is followed within a few records, while up to
+    #: N-1 outliers never move it.
+    watermark_confirmations: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
     #: Aggregation levels: HS6 product, its HS4 heading, HS2 chapter, or CHPL tier.
     levels: tuple[Level, ...] = ("hs6", "tier")
     #: A series with no event for this many windows is forgotten (its state freed).

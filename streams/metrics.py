@@ -62,6 +62,8 @@ class PipelineMetrics:
     late_declarations: Counter
     windows_closed: Counter
     data_gap_windows: Counter
+    idle_closes: Counter
+    watermark_outliers: Counter
     alerts_published: Counter
     alerts_suppressed: Counter
     publish_failures: Counter
@@ -115,6 +117,15 @@ class PipelineMetrics:
             data_gap_windows=Counter(
                 "tradewatch_data_gap_windows",
                 "Windows in which a whole partition had no declaration (treated as missing data).",
+                registry=r),
+            idle_closes=Counter(
+                "tradewatch_idle_closes",
+                "Times a partition's open windows were closed by the wall clock: it was caught "
+                "up (lag 0) and quiet for windows.idle_timeout_seconds.", registry=r),
+            watermark_outliers=Counter(
+                "tradewatch_watermark_outliers",
+                "Declarations more than windows.max_watermark_lead_seconds ahead of their "
+                "partition's watermark: counted, but held from moving it until confirmed.",
                 registry=r),
             alerts_published=Counter(
                 "tradewatch_alerts_published", "Alerts written to the alert topic.",

@@ -1,26 +1,36 @@
 """Run the detection pipeline over a file, without Kafka: the analyst's fast loop.
 
 Records are routed to partitions exactly as the producer routes them on Kafka
-(murmur2 of the key from :mod:`streams.keys`, Kafka's default partitioner), and each partition gets
-its own :class:`~streams.pipeline.PartitionPipeline`, so the offline run and a
-worker on the real broker see the same per-partition order and raise the same
-alerts (``tests/integration/test_offline_matches_online.py`` proves it).
+(murmur2 of :func:`streams.keys.record_key`, Kafka's default partitioner), and
+each record goes through the worker's own :class:`~streams.worker.RecordHandler`
+(validation, de-duplication, windows, detectors), so the offline run and a
+worker on the real broker see the same per-partition order, raise the same
+alerts and dead-letter the same records for the same reasons
+(``tests/integration/test_offline_matches_online.py`` proves it). Nothing in a
+file can crash a replay: a record the handler cannot use is a dead letter.
+
+The one difference is the end: a file ends, a topic does not. A replay closes
+every window once the input is exhausted (held ones included); the worker closes
+them once each partition is caught up and quiet (:mod:`streams.catchup`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from streams.config import Settings
-from streams.keys import partition_for, partition_key
 from streams.events import TradeAlert
+from streams.keys import partition_for, record_key
 from streams.metrics import PipelineMetrics
-from streams.pipeline import PartitionPipeline
-from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
+from streams.worker import RecordHandler, report_series
 
 __all__ = ["OfflineResult", "run_offline"]
+
+#: The source topic named in the replay's dead letters.
+REPLAY_TOPIC = "replay"
 
 
 @dataclasses.dataclass
@@ -29,6 +39,10 @@ class OfflineResult:
     rejected: list[tuple[int, str, str]]  # (record index, reason, detail)
     accepted: int
 
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Dead letters counted by reason code, most frequent first."""
+        return dict(Counter(reason for _, reason, _ in self.rejected).most_common())
+
 
 def run_offline(
     records: Iterable[bytes],
@@ -36,32 +50,25 @@ def run_offline(
     metrics: PipelineMetrics | None = None,
     now: Callable[[], float] = time.time,
 ) -> OfflineResult:
-    """Validate, window and detect every record, then flush all windows."""
+    """Handle every record as the worker would, then flush all windows."""
     partitions = settings.topics.partitions
-    pipelines = [PartitionPipeline(settings, metrics, partition=p) for p in range(partitions)]
-    limits = ValidationLimits(settings.validation.max_message_bytes,
-                              settings.validation.max_future_seconds)
+    handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
+                            log_dead_letters=False)
+    offsets = [0] * partitions
     alerts: list[TradeAlert] = []
     rejected: list[tuple[int, str, str]] = []
-    accepted = 0
-    wall = now()
     for index, raw in enumerate(records):
-        try:
-            declaration = validate_declaration(raw, now_ts=wall, limits=limits)
-        except RejectedDeclaration as err:
-            rejected.append((index, err.reason, err.detail))
-            continue
-        pipeline = pipelines[partition_for(partition_key(declaration.hs_code), partitions)]
-        ok, new = pipeline.process(declaration)
-        alerts.extend(new)
-        if ok:
-            accepted += 1
-        else:
-            rejected.append((index, "late_event", "window already closed"))
-    for pipeline in pipelines:
-        alerts.extend(pipeline.flush())
+        partition = partition_for(record_key(raw), partitions)
+        out = handler.handle(raw, key=None, topic=REPLAY_TOPIC, partition=partition,
+                             offset=offsets[partition])
+        offsets[partition] += 1
+        for item in out:
+            if item.alert is not None:
+                alerts.append(item.alert)
+            else:
+                rejected.append((index, item.reason, item.detail))
+    for partition in sorted(handler.pipelines):
+        alerts.extend(handler.pipelines[partition].flush())
     if metrics is not None:
-        from streams.worker import report_series
-
-        report_series(metrics, pipelines)
-    return OfflineResult(alerts, rejected, accepted)
+        report_series(metrics, handler.pipelines.values())
+    return OfflineResult(alerts, rejected, accepted=sum(offsets) - len(rejected))

@@ -7,7 +7,8 @@ partition that lags behind must not make another's events late.
 
 What runs where:
 
-* per declaration (hot path): window aggregation at every configured level, the
+* per declaration (hot path): de-duplication by declaration id
+  (:mod:`streams.dedup`), window aggregation at every configured level, the
   unit-value detector of the declaration's HS chapter, and the novelty detector;
 * per closed window and series: the spike and change-point detectors on the
   series' statistical value (zero when the series had no declaration);
@@ -35,6 +36,7 @@ from detectors.registry import build
 from detectors.windows import ClosedWindow, SeriesAggregate, TumblingWindows
 from streams.alerts import make_alert, transit_country_of
 from streams.config import Settings
+from streams.dedup import SeenIds
 from streams.events import AlertSeries, TradeAlert, TradeDeclaration
 from streams.metrics import PipelineMetrics
 
@@ -116,7 +118,8 @@ class _SeriesState:
 class PartitionPipeline:
     """Windows, detectors and alert rules for the series of one partition.
 
-    ``clock`` is the wall clock (alert timestamps, idle close); tests inject one.
+    ``clock`` is the wall clock (alert timestamps); tests inject one. When the
+    open windows are idle-closed is the worker's decision (:mod:`streams.catchup`).
     """
 
     def __init__(
@@ -129,9 +132,12 @@ class PartitionPipeline:
         self.partition = partition
         w = settings.windows
         self.windows = TumblingWindows(
-            size=w.size_seconds, grace=w.grace_seconds, idle_timeout=w.idle_timeout_seconds,
-            max_empty_windows=w.max_empty_windows, top_k=w.top_k, clock=clock,
+            size=w.size_seconds, grace=w.grace_seconds, max_empty_windows=w.max_empty_windows,
+            top_k=w.top_k, max_lead=w.max_watermark_lead_seconds,
+            confirmations=w.watermark_confirmations,
         )
+        #: Declaration ids accepted recently: part of the state, checkpointed with it.
+        self.seen = SeenIds(settings.validation.dedup_horizon_seconds)
         self.rebind(settings, metrics, clock)
         self._prototypes: dict[str, dict[str, Detector]] = {role: {} for role in set(DETECTOR_ROLES.values())}
         for name, spec in settings.detectors.items():
@@ -162,7 +168,6 @@ class PartitionPipeline:
                               if spec.min_series_activity > 0}
         #: Windows starting before this follow a data gap on this partition.
         self._catchup_until = -math.inf
-        self.last_arrival = clock()
         #: Event time of the last accepted declaration (the worker's gauge reads it).
         self.last_event_ts = 0.0
 
@@ -181,7 +186,6 @@ class PartitionPipeline:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
-        self.windows.clock = clock
         self._timers = {n: metrics.detector_processing.labels(detector=n)
                         for n in settings.detectors} if metrics else {}
 
@@ -191,23 +195,32 @@ class PartitionPipeline:
 
     # -- per declaration -------------------------------------------------------------
 
-    def process(self, d: TradeDeclaration) -> tuple[bool, list[TradeAlert]]:
+    def process(self, d: TradeDeclaration) -> tuple[str | None, list[TradeAlert]]:
         """Window one declaration and run the per-declaration detectors.
 
-        Returns ``(accepted, alerts)``; ``accepted`` is False for a late event,
-        which the caller dead-letters.
+        Returns ``(rejected, alerts)``: ``rejected`` is None for an accepted
+        declaration, else the reason the caller dead-letters it for:
+        ``duplicate_declaration`` (its id was accepted before) or ``late_event``
+        (its window had closed).
         """
-        self.last_arrival = self.clock()
         ts = d.declared_at.timestamp()
+        if d.declaration_id in self.seen:
+            return "duplicate_declaration", []
+        windows = self.windows
+        ahead = windows.is_ahead(ts)
         keys = series_keys(d, self.settings.windows.levels, self.partition)
-        if not self.windows.add(ts, keys, d.statistical_value_eur, d.net_mass_kg, d.declaration_id):
-            return False, []
+        if not windows.add(ts, keys, d.statistical_value_eur, d.net_mass_kg, d.declaration_id):
+            return "late_event", []
+        if ahead and self.metrics:
+            self.metrics.watermark_outliers.inc()
+        self.seen.add(d.declaration_id, ts)
+        self.seen.expire(windows.watermark)
         self.last_event_ts = ts
         alerts = self._declaration_alerts(d, ts)
         closed = self.windows.advance()
         if closed:
             alerts.extend(self._close(closed))
-        return True, alerts
+        return None, alerts
 
     def _declaration_alerts(self, d: TradeDeclaration, ts: float) -> list[TradeAlert]:
         detectors = self._prototypes["declaration"]
@@ -241,8 +254,8 @@ class PartitionPipeline:
 
     # -- per closed window -----------------------------------------------------------
 
-    def tick(self) -> list[TradeAlert]:
-        """Idle close: call periodically; closes open windows after the idle timeout."""
+    def close_idle(self) -> list[TradeAlert]:
+        """Close the open windows now (the partition is caught up and quiet), held ones excepted."""
         return self._close(self.windows.close_idle())
 
     def flush(self) -> list[TradeAlert]:

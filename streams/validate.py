@@ -18,30 +18,38 @@ not_json
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 import msgspec
 
 from detectors.reference import COUNTRY_CODES
+from streams.config import ValidationSettings
 from streams.events import TradeDeclaration, decode_declaration
 
 __all__ = ["REJECT_REASONS", "RejectedDeclaration", "ValidationLimits", "validate_declaration"]
 
-#: Every reason a record can be dead-lettered for. ``late_event`` is not a
-#: validation failure: the record was valid but its window had already closed.
+#: Every reason a record can be dead-lettered for. The last two are not
+#: validation failures but the pipeline's: ``duplicate_declaration`` (its id was
+#: already accepted on the partition) and ``late_event`` (valid, but its window
+#: had already closed).
 REJECT_REASONS: tuple[str, ...] = (
     "oversized",
     "not_utf8",
     "not_json",
+    "too_deeply_nested",
     "missing_field",
     "wrong_type",
     "negative_quantity",
     "malformed_hs_code",
     "unknown_country",
+    "non_finite_value",
+    "value_out_of_range",
     "invalid_timestamp",
     "future_timestamp",
     "unsupported_schema_version",
     "invalid_field",
+    "duplicate_declaration",
     "late_event",
 )
 
@@ -65,10 +73,20 @@ class ValidationLimits:
     ``max_future_seconds`` tolerates clock skew between customs systems; a
     declaration lodged further ahead than that is a producer bug, and letting
     it in would push the event-time watermark forward and close every window early.
+    The ``max_*`` quantities are the largest plausible per declaration: one record
+    of 1e308 EUR would swamp every total it enters and raise critical alerts.
     """
 
     max_message_bytes: int = 65_536
     max_future_seconds: float = 86_400.0
+    max_statistical_value_eur: float = 1e10
+    max_net_mass_kg: float = 1e9
+    max_supplementary_quantity: float = 1e12
+
+    @classmethod
+    def from_settings(cls, v: ValidationSettings) -> ValidationLimits:
+        return cls(v.max_message_bytes, v.max_future_seconds, v.max_statistical_value_eur,
+                   v.max_net_mass_kg, v.max_supplementary_quantity)
 
 
 def validate_declaration(raw: bytes, *, now_ts: float, limits: ValidationLimits) -> TradeDeclaration:
@@ -85,7 +103,11 @@ def validate_declaration(raw: bytes, *, now_ts: float, limits: ValidationLimits)
         raise RejectedDeclaration(_classify(str(err)), str(err)) from None
     except msgspec.DecodeError as err:
         raise RejectedDeclaration("not_json", str(err)) from None
+    except RecursionError:
+        raise RejectedDeclaration(
+            "too_deeply_nested", "JSON nested deeper than the decoder's recursion limit") from None
     _check_countries(declaration)
+    _check_quantities(declaration, limits)
     if declaration.declared_ts > now_ts + limits.max_future_seconds:
         raise RejectedDeclaration(
             "future_timestamp",
@@ -107,12 +129,30 @@ def _check_countries(declaration: TradeDeclaration) -> None:
             )
 
 
+def _check_quantities(declaration: TradeDeclaration, limits: ValidationLimits) -> None:
+    for field, limit in (
+        ("statistical_value_eur", limits.max_statistical_value_eur),
+        ("net_mass_kg", limits.max_net_mass_kg),
+        ("supplementary_quantity", limits.max_supplementary_quantity),
+    ):
+        value = getattr(declaration, field)
+        if value is None:
+            continue
+        if not math.isfinite(value):  # JSON has no NaN/Infinity; another decoder might
+            raise RejectedDeclaration("non_finite_value", f"{value!r} at `$.{field}`")
+        if value > limit:
+            raise RejectedDeclaration(
+                "value_out_of_range", f"{value!r} at `$.{field}` exceeds the configured maximum {limit:g}")
+
+
 def _classify(message: str) -> str:
     """Map a msgspec validation message to a reason code (messages are stable API text)."""
     match = _PATH.search(message)
     field = match.group(1) if match else ""
     if message.startswith("Object missing required field"):
         return "missing_field"
+    if message.startswith("Number out of range"):  # e.g. 1e999: infinite as a float
+        return "non_finite_value"
     if field == "schema_version":
         return "unsupported_schema_version"
     if field == "declared_at":

@@ -5,7 +5,12 @@ for ``trade.alerts`` and, for anything it cannot use, a dead letter for
 ``trade.declarations.dlq``. It never raises on input: an unexpected exception
 while processing a record dead-letters that record with reason ``invalid_field``
 and the exception text, and the worker carries on (faust agents that raise die
-silently, faust-streaming/faust#175).
+silently, faust-streaming/faust#175). ``tradewatch replay`` runs the same
+handler (:mod:`streams.offline`), so a file replayed offline dead-letters exactly
+what the worker dead-letters.
+
+Windows still open when a partition's input pauses are closed by :meth:`RecordHandler.tick`
+once the partition is caught up and quiet (:mod:`streams.catchup`), never earlier.
 
 A dead letter keeps the **original bytes** as its value and its key, so it can be
 replayed as-is once fixed; the headers say why and where it came from:
@@ -28,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from streams.alerts import utc
+from streams.catchup import CatchUp
 from streams.config import Settings
 from streams.events import TradeAlert, encode
 from streams.metrics import PipelineMetrics
@@ -35,6 +41,12 @@ from streams.pipeline import TIMING_SAMPLE, PartitionPipeline
 from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
 
 __all__ = ["Outgoing", "RecordHandler", "dead_letter_headers", "report_series"]
+
+#: Detail of the reasons the pipeline (not validation) rejects a declaration for.
+_PIPELINE_REJECTS = {
+    "duplicate_declaration": "its declaration_id was already accepted on this partition",
+    "late_event": "its event-time window had closed",
+}
 
 #: State bytes are estimated by pickling a sample of series: cheap, but not per tick.
 STATE_SAMPLE_SECONDS = 10.0
@@ -62,6 +74,9 @@ class Outgoing:
     headers: list[tuple[str, bytes]]
     alert: TradeAlert | None = None
     arrival: float = 0.0
+    #: Dead letters: the reason code and detail (also in the headers).
+    reason: str = ""
+    detail: str = ""
 
 
 def dead_letter_headers(
@@ -78,21 +93,28 @@ def dead_letter_headers(
 
 
 class RecordHandler:
-    """Validate -> window -> detect -> alert, per partition, with metrics beside."""
+    """Validate -> window -> detect -> alert, per partition, with metrics beside.
+
+    ``log_dead_letters=False`` keeps the per-record warning out of an offline replay,
+    which reports dead letters by reason instead.
+    """
 
     def __init__(
         self,
         settings: Settings,
         metrics: PipelineMetrics,
         clock: Callable[[], float] = time.time,
+        *,
+        log_dead_letters: bool = True,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
-        self.limits = ValidationLimits(settings.validation.max_message_bytes,
-                                       settings.validation.max_future_seconds)
+        self.log_dead_letters = log_dead_letters
+        self.limits = ValidationLimits.from_settings(settings.validation)
         self.pipelines: dict[int, PartitionPipeline] = {}
         self._positions: dict[tuple[str, int], int] = {}
+        self._catch_up = CatchUp(settings.windows.idle_timeout_seconds)
         self._last_state_sample = 0.0
         self._handled = 0
         self._last_event_ts = 0.0
@@ -114,20 +136,22 @@ class RecordHandler:
         m = self.metrics
         m.declarations_consumed.inc()
         self._positions[(topic, partition)] = offset + 1
+        self._catch_up.record((topic, partition), now)
         raw = raw or b""
         try:
             declaration = validate_declaration(raw, now_ts=now, limits=self.limits)
             pipeline = self.pipeline(partition)
-            accepted, alerts = pipeline.process(declaration)
+            rejected, alerts = pipeline.process(declaration)
         except RejectedDeclaration as err:
             return [self._dead_letter(raw, key, err.reason, err.detail, topic, partition, offset, now)]
         except Exception as err:  # noqa: BLE001 - never crash on input; dead-letter it
             log.exception("unexpected error on %s[%d]@%d", topic, partition, offset)
-            detail = f"{type(err).__name__}: {err}"
+            detail = f"{type(err).__name__}: {err}"[:1000]
             return [self._dead_letter(raw, key, "invalid_field", detail, topic, partition, offset, now)]
-        if not accepted:
-            m.late_declarations.inc()
-            return [self._dead_letter(raw, key, "late_event", "its event-time window had closed",
+        if rejected is not None:
+            if rejected == "late_event":
+                m.late_declarations.inc()
+            return [self._dead_letter(raw, key, rejected, _PIPELINE_REJECTS[rejected],
                                       topic, partition, offset, now)]
         # gauges are published once per tick (1 s), not per record: see tick()
         self._last_event_ts = pipeline.last_event_ts
@@ -139,11 +163,20 @@ class RecordHandler:
         return self._alerts_out(alerts, timestamp or now) if alerts else []
 
     def tick(self) -> list[Outgoing]:
-        """Idle-close windows on every partition; sample state sizes now and then."""
+        """Idle-close the windows of caught-up, quiet partitions; publish gauges; sample state."""
         now = self.clock()
         out: list[Outgoing] = []
-        for pipeline in self.pipelines.values():
-            out.extend(self._alerts_out(pipeline.tick(), pipeline.last_arrival))
+        for tp in self._catch_up.due(now):
+            pipeline = self.pipelines.get(tp[1])
+            if pipeline is None:
+                continue
+            closed_before = pipeline.windows_closed
+            alerts = pipeline.close_idle()
+            if pipeline.windows_closed > closed_before:
+                self.metrics.idle_closes.inc()
+                log.info("idle close of %s[%d]: caught up and quiet for %.0f s", tp[0], tp[1],
+                         self._catch_up.quiet_seconds)
+            out.extend(self._alerts_out(alerts, self._catch_up.last_record(tp) or now))
         if self._last_processed_at:
             self.metrics.last_event_timestamp.set(self._last_event_ts)
             self.metrics.last_processed_timestamp.set(self._last_processed_at)
@@ -170,9 +203,15 @@ class RecordHandler:
 
     def restore(self, topic: str, partition: int, pipeline: PartitionPipeline,
                 next_offset: int) -> None:
-        """Adopt a pipeline restored from a checkpoint that ends before ``next_offset``."""
+        """Adopt a pipeline restored from a checkpoint that ends before ``next_offset``.
+
+        Its windows are not idle-closed before the partition has been caught up
+        and quiet for the idle timeout in this process.
+        """
+        pipeline.clock = self.clock
         self.pipelines[partition] = pipeline
         self._positions[(topic, partition)] = next_offset
+        self._catch_up.restart((topic, partition), self.clock())
 
     def forget(self, topic: str, partition: int) -> None:
         """Drop a partition's pipeline and position (it is being restored or started cold)."""
@@ -189,14 +228,16 @@ class RecordHandler:
             if (topic, partition) not in assigned:
                 del self._positions[(topic, partition)]
                 self.pipelines.pop(partition, None)
+                self._catch_up.forget((topic, partition))
                 self.metrics.consumer_lag.remove(topic, str(partition))
 
     def record_highwater(self, topic: str, partition: int, highwater: int | None) -> None:
         if highwater is None:  # the client has not fetched from the partition yet
             return
         position = self._positions.get((topic, partition), 0)
-        self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
-            max(0, highwater - position))
+        lag = max(0, highwater - position)
+        self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+        self._catch_up.lag((topic, partition), lag, self.clock())
 
     def after_publish(self, out: list[Outgoing], now: float) -> None:
         """Count what was published and how long after its triggering record arrived."""
@@ -220,6 +261,9 @@ class RecordHandler:
     def _dead_letter(self, raw: bytes, key: bytes | None, reason: str, detail: str, topic: str,
                      partition: int, offset: int, now: float) -> Outgoing:
         self.metrics.declarations_rejected.labels(reason=reason).inc()
-        log.warning("dead-letter %s[%d]@%d: %s: %s", topic, partition, offset, reason, detail)
+        if self.log_dead_letters:
+            log.warning("dead-letter %s[%d]@%d: %s: %s", topic, partition, offset, reason,
+                        detail[:200])
         return Outgoing("dead_letter", key, raw,
-                        dead_letter_headers(reason, detail, topic, partition, offset, now))
+                        dead_letter_headers(reason, detail, topic, partition, offset, now),
+                        reason=reason, detail=detail)

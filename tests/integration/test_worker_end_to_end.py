@@ -20,7 +20,7 @@ from tests.factories import spike_stream
 pytestmark = pytest.mark.integration
 
 
-def _bad_records() -> dict[str, bytes]:
+def _bad_records(copy_of: bytes) -> dict[str, bytes]:
     good = json.loads(example_declaration_json())
 
     def variant(**changes: object) -> bytes:
@@ -39,6 +39,9 @@ def _bad_records() -> dict[str, bytes]:
         "unknown_country": variant(destination_country="ZZ"),
         "oversized": variant(goods_description="x" * 500) + b" " * 70_000,
         "future_timestamp": variant(declared_at="2099-01-01T00:00:00Z"),
+        "value_out_of_range": variant(statistical_value_eur=1e308),
+        "too_deeply_nested": b'{"a":' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        "duplicate_declaration": copy_of,
     }
 
 
@@ -46,7 +49,7 @@ def _bad_records() -> dict[str, bytes]:
 def worker_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     settings, toml = private_settings(kafka_bootstrap, DEFAULT_CONFIG_PATH.read_text())
     records, key = spike_stream(days=70, spike_day=50)
-    bad = _bad_records()
+    bad = _bad_records(copy_of=records[199])
     # bad records go in the middle of the stream: the worker must carry on after them
     stream = records[:200] + list(bad.values()) + records[200:]
     with running_worker(toml, settings, tmp_path_factory.mktemp("worker")) as worker:
@@ -59,6 +62,7 @@ def worker_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory): 
                          for r in bad},
             "alerts": worker.sample("tradewatch_alerts_published_total",
                                     {"detector": "spike", "transit_country": "KG", "chpl_tier": "1"}),
+            "late": worker.sample("tradewatch_late_declarations_total"),
         }
         yield {"alerts": alerts, "dead": dead, "bad": bad, "key": key, "metrics": metrics,
                "total": len(stream), "log": worker.log_tail()}
@@ -92,6 +96,7 @@ def test_metrics_count_every_record_and_each_rejection(worker_run) -> None:  # t
     assert m["consumed"] == worker_run["total"]
     assert all(v == 1.0 for v in m["rejected"].values()), m["rejected"]
     assert m["alerts"] >= 1
+    assert m["late"] == 0  # no valid record is dead-lettered in an undisturbed run
 
 
 def test_offline_partitioning_matches_the_brokers(kafka_bootstrap: str, unique_topic_prefix: str) -> None:

@@ -18,6 +18,11 @@ def error_of(text: str) -> ConfigError:
 def test_the_shipped_config_is_valid() -> None:
     settings = load_settings(DEFAULT_CONFIG_PATH, env={})
     assert settings.windows.size_seconds == 86_400
+    # a partition is idle-closed only after being caught up this long; see streams.catchup
+    assert settings.windows.idle_timeout_seconds >= 30
+    # the duplicate set must outlive a window and its grace to be complete
+    assert settings.validation.dedup_horizon_seconds >= (
+        settings.windows.size_seconds + settings.windows.grace_seconds)
     assert set(settings.detectors) == {"volume", "spike", "changepoint", "passthrough", "unit_value", "novelty"}
 
 
@@ -29,6 +34,10 @@ def test_the_shipped_config_is_valid() -> None:
         ('[windows]\nlevels = ["hs8"]', "windows.levels[0]", "valid: hs6, hs4, hs2, tier"),
         ('[alerts]\nmin_severity = "urgent"', "alerts.min_severity", "valid: low, medium"),
         ("[windows]\nsize_seconds = -1", "windows.size_seconds", "> 0"),
+        ("[windows]\nwatermark_confirmations = 0", "windows.watermark_confirmations", ">= 1"),
+        ("[windows]\nmax_watermark_lead_seconds = 0", "windows.max_watermark_lead_seconds", "> 0"),
+        ("[validation]\nmax_net_mass_kg = 0", "validation.max_net_mass_kg", "> 0"),
+        ("[validation]\ndedup_horizon_seconds = -1", "validation.dedup_horizon_seconds", ">= 0"),
         ('[topics]\npartitions = "four"', "topics.partitions", "Expected `int`"),
         ('[detectors.spike]\nkind = "spike"\nthreshold = 2', "detectors.spike.threshold", "<= 1"),
         ('[detectors.spike]\nkind = "spike"\nthreshhold = 0.5', "detectors.spike.threshhold", "valid keys"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CollectorRegistry
 
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
@@ -74,3 +76,65 @@ def test_a_tier_series_is_complete_in_one_partition() -> None:
     for tier in set(CHPL_TIERS.values()):
         codes = [hs6 for hs6, t in CHPL_TIERS.items() if t == tier]
         assert len({partition_for(partition_key(c), 4) for c in codes}) == 1
+
+
+# -- replay: what the worker dead-letters, and never a crash ------------------------------
+
+
+def _bad_lines() -> list[bytes]:
+    records, _ = spike_stream(days=2)
+    good = json.loads(records[0])
+    return [
+        b'{"a":' + b"[" * 30_000 + b"]" * 30_000 + b"}",  # 60 kB, too deep for the decoder
+        b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # 200 kB: over max_message_bytes
+        good_json(good, statistical_value_eur=1e308),
+        b"{not json",
+        records[0],  # a second copy of the first record
+    ]
+
+
+def good_json(record: dict, **changes: object) -> bytes:  # type: ignore[type-arg]
+    return json.dumps(record | {"declaration_id": "BAD"} | changes).encode()
+
+
+def test_replay_survives_a_100k_deep_nested_line_and_reports_it() -> None:
+    records, _ = spike_stream(days=2)
+    stream = records[:1] + _bad_lines() + records[1:]
+    result = run_offline(stream, _settings())
+    assert result.rejected_by_reason() == {
+        "too_deeply_nested": 1, "oversized": 1, "value_out_of_range": 1, "not_json": 1,
+        "duplicate_declaration": 1}
+    assert result.accepted == len(records)
+
+
+def test_replay_dead_letters_exactly_what_the_worker_dead_letters() -> None:
+    from streams.keys import partition_for, record_key
+    from streams.metrics import PipelineMetrics
+    from streams.worker import RecordHandler
+
+    records, _ = spike_stream(days=20)
+    stream = records[:50] + _bad_lines() + records[50:] + records[:3]  # + 3 late duplicates
+    settings = _settings()
+    handler = RecordHandler(settings, PipelineMetrics.disabled(), log_dead_letters=False)
+    worker = []
+    for index, raw in enumerate(stream):
+        partition = partition_for(record_key(raw), settings.topics.partitions)
+        for out in handler.handle(raw, key=None, topic="t", partition=partition, offset=index):
+            if out.kind == "dead_letter":
+                worker.append((index, out.reason))
+    replay = [(index, reason) for index, reason, _ in run_offline(stream, settings).rejected]
+    assert replay == worker and len(worker) == 8
+
+
+def test_the_duplicate_set_holds_only_the_dedup_horizon() -> None:
+    """Ids are forgotten once the watermark is a horizon past them: memory stays bounded."""
+    from streams.worker import RecordHandler
+
+    settings = _settings()
+    records, _ = spike_stream(days=40)
+    handler = RecordHandler(settings, PipelineMetrics.disabled())
+    for offset, raw in enumerate(records):
+        handler.handle(raw, key=None, topic="t", partition=0, offset=offset)
+    per_day = len(records) / 40
+    horizon_days = settings.validation.dedup_horizon_seconds / 86_400
+    assert 0 < len(handler.pipelines[0].seen) <= (horizon_days + 1) * per_day

@@ -1,4 +1,4 @@
-"""Event-time tumbling windows: boundaries, grace, late events, gaps and idle close."""
+"""Event-time tumbling windows: boundaries, grace, late events, gaps, idle close, outliers."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ from detectors.windows import TumblingWindows
 
 DAY = 86_400.0
 KEY = ("hs6:DE>KG:854231",)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def add(w: TumblingWindows, ts: float, value: float = 1.0, ident: str = "d") -> bool:
@@ -70,26 +62,90 @@ def test_a_long_gap_emits_at_most_max_empty_windows() -> None:
     assert [c.start for c in w.advance()] == [100 * DAY]
 
 
-def test_idle_windows_close_after_the_wall_clock_timeout() -> None:
-    clock = FakeClock()
-    w = TumblingWindows(size=DAY, grace=3600, idle_timeout=5.0, clock=clock)
+def test_an_idle_close_closes_every_open_window_and_they_stay_closed() -> None:
+    w = TumblingWindows(size=DAY, grace=3600)
     add(w, 10.0)
-    clock.now = 4.9
-    assert w.close_idle() == []
-    clock.now = 5.0
-    (closed,) = w.close_idle()
-    assert closed.start == 0.0 and closed.aggregates[KEY[0]].count == 1
+    add(w, DAY + 10)
+    assert w.advance() == []
+    assert [c.start for c in w.close_idle()] == [0.0, DAY]
     assert add(w, 20.0) is False  # after an idle close the window is final
+    assert add(w, 2 * DAY + 5) is True  # the next window is not
 
 
-def test_an_arriving_event_resets_the_idle_timer() -> None:
-    clock = FakeClock()
-    w = TumblingWindows(size=DAY, idle_timeout=5.0, clock=clock)
+# -- the watermark is bounded against outliers ------------------------------------------
+
+
+def bounded(**kwargs: object) -> TumblingWindows:
+    return TumblingWindows(size=DAY, grace=3600, max_lead=DAY, confirmations=3, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_first_record_sets_the_watermark_however_far_it_is() -> None:
+    w = bounded()
+    add(w, 1_700_000_000.0)
+    assert w.watermark == 1_700_000_000.0 and w.held == []
+
+
+def test_a_record_dated_far_ahead_delays_nothing_and_makes_nothing_late() -> None:
+    """A declaration dated "now" in the middle of a 2022 stream."""
+    w = bounded()
     add(w, 10.0)
-    clock.now = 4.0
-    add(w, 20.0)
-    clock.now = 8.0
-    assert w.close_idle() == []
+    add(w, 1_700_000_000.0, ident="outlier")
+    assert w.watermark == 10.0 and w.advance() == []
+    assert all(add(w, 20.0 + h * 3600) for h in range(30))  # the rest of the stream
+    closed = w.advance()
+    assert [c.start for c in closed] == [0.0]  # closed by the stream's own time
+    assert closed[0].aggregates[KEY[0]].count == 25
+
+
+def test_a_genuine_jump_is_followed_once_confirmed() -> None:
+    """After an upstream outage the backlog arrives days ahead: the watermark follows it."""
+    w = bounded()
+    add(w, 10.0)
+    add(w, 5 * DAY)
+    add(w, 5 * DAY + 60)
+    assert w.watermark == 10.0
+    add(w, 5 * DAY + 120)  # the third record beyond the bound confirms the jump
+    assert w.watermark == 5 * DAY and w.held == []
+    assert [c.start for c in w.advance()][:2] == [0.0, DAY]
+
+
+def test_an_outlier_among_the_confirmations_does_not_lead_the_watermark() -> None:
+    w = bounded()
+    add(w, 10.0)
+    add(w, 1_700_000_000.0)  # the outlier
+    add(w, 5 * DAY)
+    add(w, 5 * DAY + 60)  # third held record: confirmed, at the third largest
+    assert w.watermark == 5 * DAY
+    assert w.held == [1_700_000_000.0]  # still held: it never leads
+
+
+def test_outliers_amid_a_stream_that_moves_on_never_add_up_to_a_jump() -> None:
+    """A producer stamping "now" on one record a month: each is held, none confirms another."""
+    w = bounded()
+    for day in range(120):
+        add(w, day * DAY + 10)
+        if day % 30 == 15:
+            add(w, 1_700_000_000.0 + day)
+    assert w.watermark == 119 * DAY + 10
+    assert all(add(w, 119 * DAY + 20 + h) for h in range(10))
+
+
+def test_a_held_record_does_not_move_the_watermark_when_the_stream_catches_up() -> None:
+    w = bounded()
+    add(w, 10.0)
+    add(w, 2 * DAY)  # held
+    add(w, DAY + 10)  # ordinary progress
+    assert w.watermark == DAY + 10 and w.held == []
+
+
+def test_an_idle_close_leaves_the_windows_of_held_records_open() -> None:
+    w = bounded()
+    add(w, 10.0)
+    add(w, 1_700_000_000.0)
+    assert [c.start for c in w.close_idle()] == [0.0]
+    assert add(w, DAY + 5) is True  # the stream goes on where it was
+    assert add(w, 1_700_000_000.0 + 1) is True  # the held window is still open
+    assert [c.start for c in w.flush()][-1] == w.window_start(1_700_000_000.0)
 
 
 def test_evidence_keeps_the_largest_declarations_first() -> None:

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CollectorRegistry
 
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
+from streams.events import decode_declaration
 from streams.metrics import PipelineMetrics
+from streams.pipeline import PartitionPipeline
 from streams.worker import RecordHandler
 from tests.factories import spike_stream
 
+QUIET = load_settings(DEFAULT_CONFIG_PATH, env={}).windows.idle_timeout_seconds
 
-def make_handler() -> tuple[RecordHandler, CollectorRegistry]:
+
+class FakeClock:
+    """Wall clock in 2027, after every test stream's event times."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_handler(clock: FakeClock | None = None) -> tuple[RecordHandler, CollectorRegistry]:
     settings = load_settings(DEFAULT_CONFIG_PATH, env={})
     registry = CollectorRegistry()
     metrics = PipelineMetrics.create(registry, detectors=list(settings.detectors))
-    return RecordHandler(settings, metrics), registry
+    return RecordHandler(settings, metrics, **({"clock": clock} if clock else {})), registry
+
+
+def feed(handler: RecordHandler, records: list[bytes], partition: int = 0, first: int = 0) -> list:  # type: ignore[type-arg]
+    out = []
+    for offset, raw in enumerate(records, start=first):
+        out.extend(handler.handle(raw, key=None, topic="t", partition=partition, offset=offset))
+    return out
+
+
+def reasons(out: list) -> list[bytes]:  # type: ignore[type-arg]
+    return [dict(o.headers)["tw-reason"] for o in out if o.kind == "dead_letter"]
 
 
 def test_a_bad_record_becomes_a_dead_letter_with_provenance_headers() -> None:
@@ -73,3 +100,108 @@ def test_tick_publishes_the_last_event_and_processing_times() -> None:
     handler.tick()
     assert registry.get_sample_value("tradewatch_last_event_timestamp_seconds") == 1704096000.0
     assert registry.get_sample_value("tradewatch_last_processed_timestamp_seconds") > 1.7e9
+
+
+# -- idle close: only when truly caught up -----------------------------------------------
+
+
+def test_a_partition_that_waits_its_turn_is_not_idle_closed() -> None:
+    """getmany drains one partition before the next: the waiting one has lag, not silence."""
+    clock = FakeClock()
+    handler, registry = make_handler(clock)
+    records, _ = spike_stream(days=3)
+    feed(handler, records[:5], partition=0)
+    handler.record_highwater("t", 0, 1000)  # 995 records still to come
+    clock.now += 10 * QUIET
+    handler.tick()
+    clock.now += 10 * QUIET
+    assert handler.tick() == []
+    assert handler.pipelines[0].windows.open_series > 0
+    assert registry.get_sample_value("tradewatch_idle_closes_total") == 0
+
+
+def test_a_caught_up_partition_is_idle_closed_after_the_quiet_period() -> None:
+    clock = FakeClock()
+    handler, registry = make_handler(clock)
+    records, _ = spike_stream(days=3)
+    feed(handler, records, partition=0)
+    handler.record_highwater("t", 0, len(records))  # lag 0: caught up
+    clock.now += QUIET - 1
+    handler.tick()
+    assert handler.pipelines[0].windows.open_series > 0
+    clock.now += 1
+    handler.tick()
+    assert handler.pipelines[0].windows.open_series == 0
+    assert registry.get_sample_value("tradewatch_idle_closes_total") == 1
+    straggler = json.loads(records[-1]) | {"declaration_id": "STRAGGLER"}
+    assert reasons(feed(handler, [json.dumps(straggler).encode()], first=len(records))) == [
+        b"late_event"]
+
+
+def test_a_record_restarts_the_quiet_period() -> None:
+    clock = FakeClock()
+    handler, _ = make_handler(clock)
+    records, _ = spike_stream(days=3)
+    feed(handler, records[:5], partition=0)
+    handler.record_highwater("t", 0, 5)
+    clock.now += QUIET - 1
+    feed(handler, records[5:6], partition=0, first=5)
+    handler.record_highwater("t", 0, 6)
+    clock.now += QUIET - 1
+    handler.tick()
+    assert handler.pipelines[0].windows.open_series > 0
+
+
+def test_restored_state_is_not_idle_closed_at_start() -> None:
+    """A checkpoint's open windows wait for the new process to see the partition caught up."""
+    clock = FakeClock()
+    handler, registry = make_handler(clock)
+    records, _ = spike_stream(days=3)
+    restored = PartitionPipeline(handler.settings, handler.metrics, partition=0)
+    for raw in records[:5]:
+        restored.process(decode_declaration(raw))
+    clock.now += 1_000_000  # the checkpoint is old
+    handler.restore("t", 0, restored, next_offset=5)
+    handler.tick()
+    handler.record_highwater("t", 0, 5)  # nothing new: caught up from now on
+    clock.now += QUIET - 1
+    handler.tick()
+    assert restored.windows.open_series > 0
+    clock.now += 1
+    handler.tick()
+    assert restored.windows.open_series == 0
+    assert registry.get_sample_value("tradewatch_idle_closes_total") == 1
+
+
+# -- bad input the pipeline catches --------------------------------------------------------
+
+
+def test_a_duplicate_declaration_id_is_dead_lettered_once_and_counted_once() -> None:
+    handler, registry = make_handler()
+    records, _ = spike_stream(days=3)
+    out = feed(handler, [records[0], records[1], records[0]])
+    assert reasons(out) == [b"duplicate_declaration"]
+    assert registry.get_sample_value(
+        "tradewatch_declarations_rejected_total", {"reason": "duplicate_declaration"}) == 1
+    (closed,) = [w for w in handler.pipelines[0].windows.flush() if not w.is_empty]
+    key = "hs6:DE>KG:854231"
+    assert closed.aggregates[key].count == 2
+
+
+def test_two_hundred_copies_of_one_declaration_count_once() -> None:
+    handler, _ = make_handler()
+    records, _ = spike_stream(days=3)
+    out = feed(handler, [records[0]] * 200)
+    assert reasons(out) == [b"duplicate_declaration"] * 199
+
+
+def test_a_record_dated_now_in_a_past_stream_delays_nothing() -> None:
+    handler, registry = make_handler()
+    records, _ = spike_stream(days=30)
+    now_record = json.loads(records[0])
+    now_record.update(declaration_id="NOW", declared_at="2026-11-27T10:00:00Z")
+    middle = len(records) // 2
+    stream = records[:middle] + [json.dumps(now_record).encode()] + records[middle:]
+    assert reasons(feed(handler, stream)) == []
+    assert registry.get_sample_value("tradewatch_watermark_outliers_total") == 1
+    assert registry.get_sample_value("tradewatch_late_declarations_total") == 0
