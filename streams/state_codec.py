@@ -148,6 +148,7 @@ def _allowlist() -> dict[str, _Kind]:
     from detectors.novelty import _KeyFilter
     from detectors.registry import DETECTOR_KINDS
     from detectors.windows import SeriesAggregate, TumblingWindows
+    from streams.dedup import SeenIds
     from streams.events import AlertSeries
     from streams.pipeline import _SeriesState
 
@@ -155,7 +156,8 @@ def _allowlist() -> dict[str, _Kind]:
         _Kind(PartitionPipeline, sample=lambda: PartitionPipeline(Settings()), transient=frozenset({
             "settings", "metrics", "clock", "_timers", "_prototypes", "_pristine",
             "_thresholds", "_min_activity"})),
-        _Kind(TumblingWindows, transient=frozenset({"clock"}), sample=lambda: TumblingWindows(1.0)),
+        _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),
+        _Kind(SeenIds, sample=lambda: SeenIds(0.0)),
         _Kind(SeriesAggregate),
         _Kind(_SeriesState),
         _Kind(AlertSeries),
