@@ -10,9 +10,9 @@ import abc
 import dataclasses
 from typing import Any
 
-from river.base import AnomalyDetector
+from river.base import AnomalyDetector, Base
 
-__all__ = ["Detector", "Explanation"]
+__all__ = ["Detector", "Explanation", "Part"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,3 +47,23 @@ class Detector(AnomalyDetector):
         import pickle
 
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class Part(Base):
+    """A component of a composed detector (a seasonal baseline, a novelty table...).
+
+    A river ``Base``, so a detector that takes parts as constructor arguments keeps
+    river's contract: ``repr`` shows each part with its parameters, ``_get_params``
+    returns ``(class, params)`` for it and ``clone()`` clones it fresh. A part stores
+    every constructor argument under its own name and keeps its learned state in
+    plain attributes (floats, lists, bytearrays), so state can be written as data.
+    A part holds learned state: give each detector its own (``clone()`` does).
+    """
+
+    def __str__(self) -> str:
+        """One line with every parameter, so a detector's ``repr`` shows its parts' settings.
+
+        (river expands only its own classes in a ``repr``; other parameters print by ``str``.)
+        """
+        params = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._get_params())
+        return f"{type(self).__name__}({params})"

@@ -25,6 +25,9 @@ observation in the top 0.135 % of recent ones also scores 0.5.
 What reaches the alarm line (0.5), detector by detector:
 
 * ``changepoint``: the CUSUM of persistent residuals reaches its ``threshold``;
+* ``spike``: an observation ``alarm_ratio`` (1.6) times as extreme as the most
+  extreme one of the series' recent history (:func:`ratio_to_z`), so the alarm line
+  adapts to how wild the series is;
 * ``passthrough``: both legs 3 sigmas above baseline, outflow no earlier than inflow;
 * ``unit_value``: a unit value 3 sigmas from its HS6 code's centre (or HalfSpaceTrees
   mass in the top 0.135 % of recent declarations);
@@ -56,7 +59,9 @@ __all__ = [
     "SIGMA_PER_MEAN_ABS_DEV",
     "SEVERITY_LEVELS",
     "Z_ALARM",
+    "Z_PER_LOG_RATIO",
     "OnlineTailCalibrator",
+    "ratio_to_z",
     "robust_sigma",
     "score_to_z",
     "severity",
@@ -70,6 +75,10 @@ Z_ALARM = 3.0
 #: Logistic slope per unit of z: 2 puts z=2 at 0.12 and z=4 at 0.88, so the step
 #: from "ordinary" to "anomalous" happens within about one sigma of the alarm line.
 _SLOPE = 2.0
+#: z-equivalent gained per e-fold of a scale-free ratio (:func:`ratio_to_z`). With the
+#: logistic slope 2 this makes ``score = q**4 / (1 + q**4)`` for ``q = ratio / alarm_ratio``:
+#: a tenth more extreme than the alarm ratio is 0.59, twice as extreme 0.94.
+Z_PER_LOG_RATIO = 2.0
 #: z is clipped to this range before exp() so extreme inputs cannot overflow.
 _Z_CLIP = 50.0
 #: For Gaussian noise E|r| = sigma * sqrt(2/pi), so sigma = 1.2533 * mean |r|.
@@ -120,6 +129,30 @@ def score_to_z(score: float) -> float:
     """
     score = min(max(score, 1e-300), 1.0 - 1e-16)
     return Z_ALARM + math.log(score / (1.0 - score)) / _SLOPE
+
+
+def ratio_to_z(ratio: float, alarm_ratio: float) -> float:
+    """z-equivalent of a scale-free ratio: ``Z_ALARM + 2 ln(ratio / alarm_ratio)``.
+
+    For evidence of the form "this observation is ``ratio`` times as extreme as a
+    reference" (for instance the most extreme one of a series' recent past). Such a
+    ratio has no Gaussian z; it goes onto the shared scale on a log axis, so that
+    ``ratio == alarm_ratio`` is the alarm line (score 0.5) and each e-fold of the
+    ratio adds :data:`Z_PER_LOG_RATIO`. A heavy (power-law) tail has exactly this
+    shape: the log of the tail probability falls linearly in ``ln ratio``. The map
+    is monotone, so it ranks as the ratio does. ``ratio <= 0`` (no evidence) gives
+    ``-inf``.
+
+    >>> ratio_to_z(1.6, alarm_ratio=1.6)
+    3.0
+    >>> [round(z_to_score(ratio_to_z(r, 1.6)), 2) for r in (0.8, 1.6, 1.76, 3.2)]
+    [0.06, 0.5, 0.59, 0.94]
+    >>> ratio_to_z(0.0, alarm_ratio=1.6)
+    -inf
+    """
+    if not ratio > 0.0:
+        return -math.inf
+    return Z_ALARM + Z_PER_LOG_RATIO * math.log(ratio / alarm_ratio)
 
 
 def tail_probability_to_score(p: float) -> float:

@@ -14,6 +14,18 @@ start-up with a message that lists what is valid, instead of being ignored.
 ...     print(err)
 changepoint treshold
 changepoint: unknown parameter 'treshold'; valid parameters are ['allowance', ...]
+
+A detector composed of parts (:class:`detectors.base.Part`, e.g. the spike
+detector's ``baseline``) takes each part's parameters as a nested table, checked
+the same way; the error names the dotted path inside ``params``:
+
+>>> build("spike", {"novelty": {"levels": 0}}).novelty.levels
+0
+>>> try:
+...     build("spike", {"baseline": {"level_rte": 0.1}})
+... except DetectorConfigError as err:
+...     print(err.param)
+baseline.level_rte
 """
 
 from __future__ import annotations
@@ -22,16 +34,17 @@ import importlib
 import inspect
 import re
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
-from detectors.base import Detector
+from detectors.base import Detector, Part
 from detectors.changepoint import LevelShiftDetector
 from detectors.novelty import EntityNoveltyDetector
 from detectors.passthrough import PassThroughDetector
 from detectors.volume import VolumeSurgeDetector
 from detectors.unit_value import UnitValueDetector
 
-__all__ = ["DETECTOR_KINDS", "DetectorConfigError", "build", "valid_params"]
+__all__ = ["DETECTOR_KINDS", "DetectorConfigError", "build", "part_classes", "valid_params"]
 
 
 class DetectorConfigError(ValueError):
@@ -100,8 +113,8 @@ def _kinds() -> dict[str, type[Detector]]:
 DETECTOR_KINDS: dict[str, type[Detector]] = _kinds()
 
 
-def valid_params(cls: type[Detector]) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of a detector class's ``__init__``."""
+def valid_params(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of a detector (or part) class's ``__init__``."""
     return {
         name: p
         for name, p in inspect.signature(cls.__init__).parameters.items()
@@ -109,38 +122,88 @@ def valid_params(cls: type[Detector]) -> dict[str, inspect.Parameter]:
     }
 
 
-def build(kind: str, params: dict[str, Any] | None = None) -> Detector:
+def build(kind: str, params: Mapping[str, Any] | None = None) -> Detector:
     """Construct the detector registered as ``kind`` with ``params``.
 
-    Raises :class:`DetectorConfigError` for an unknown kind, an unknown or missing
-    parameter, or a value the constructor rejects (its message is kept).
+    A parameter whose default is a :class:`~detectors.base.Part` may be given as a
+    mapping of that part's parameters (a TOML table); it is checked and built the
+    same way. Raises :class:`DetectorConfigError` for an unknown kind, an unknown
+    or missing parameter (``param`` is its dotted path, e.g. ``"baseline.clip"``),
+    or a value the constructor rejects (its message is kept).
     """
-    params = dict(params or {})
     cls = DETECTOR_KINDS.get(kind)
     if cls is None:
         raise DetectorConfigError(
             f"unknown detector kind {kind!r}; valid kinds are {sorted(DETECTOR_KINDS)}",
             kind=kind,
         )
+    return _construct(kind, cls, dict(params or {}), prefix="")  # type: ignore[no-any-return]
+
+
+def part_classes(cls: type) -> dict[str, type[Part]]:
+    """The parameters of ``cls`` whose default value is a part, and the part's class.
+
+    Found on a default-constructed instance, the way river's ``clone``/``mutate``
+    recurse into parameters that are estimators themselves.
+    """
+    try:
+        default = cls()
+    except Exception:  # noqa: BLE001 - a class without full defaults has no part defaults
+        return {}
+    return {
+        name: type(value)
+        for name in valid_params(cls)
+        if isinstance(value := getattr(default, name, None), Part)
+    }
+
+
+def _construct(kind: str, cls: type, params: dict[str, Any], prefix: str) -> Any:
+    """``cls(**params)`` with every name checked; nested part tables built first."""
     signature = valid_params(cls)
+    of = f" of {prefix[:-1]} ({cls.__name__})" if prefix else ""
+    parts = part_classes(cls) if any(isinstance(v, Mapping) for v in params.values()) else {}
     for name in params:
         if name not in signature:
             raise DetectorConfigError(
-                f"{kind}: unknown parameter {name!r}; valid parameters are {sorted(signature)}",
+                f"{kind}: unknown parameter {prefix + name!r}; valid parameters{of} are "
+                f"{sorted(signature)}{_moved_hint(cls, name, prefix)}",
                 kind=kind,
-                param=name,
+                param=prefix + name,
             )
     for name, p in signature.items():
         if p.default is inspect.Parameter.empty and name not in params:
             raise DetectorConfigError(
-                f"{kind}: missing required parameter {name!r}", kind=kind, param=name
+                f"{kind}: missing required parameter {prefix + name!r}",
+                kind=kind,
+                param=prefix + name,
             )
+    args = {
+        name: _construct(kind, parts[name], dict(value), f"{prefix}{name}.")
+        if isinstance(value, Mapping) and name in parts
+        else value
+        for name, value in params.items()
+    }
     try:
-        return cls(**params)
+        return cls(**args)
     except (TypeError, ValueError) as exc:
+        named = _named_in(exc, params)
+        # an error inside a part that names no single parameter is the part's own
+        param = prefix + named if named is not None else (prefix[:-1] or None)
         raise DetectorConfigError(
-            f"{kind}: {exc}", kind=kind, param=_named_in(exc, params)
+            f"{kind}: {prefix[:-1]}: {exc}" if prefix else f"{kind}: {exc}",
+            kind=kind,
+            param=param,
         ) from exc
+
+
+def _moved_hint(cls: type, name: str, prefix: str) -> str:
+    """``"; 'clip' is a parameter of part 'baseline'"`` when it is one (a flat key)."""
+    if prefix:
+        return ""
+    owners = [part for part, pcls in part_classes(cls).items() if name in valid_params(pcls)]
+    if not owners:
+        return ""
+    return f"; {name!r} is a parameter of part {owners[0]!r}: write {owners[0]} = {{ {name} = ... }}"
 
 
 def _named_in(exc: Exception, params: dict[str, Any]) -> str | None:

@@ -1,7 +1,8 @@
 """Compare spike-detector variants on NAB (one configuration per variant, all 58 files).
 
-``python -m bench.nab.experiments '{}' '{"holdoff": 0}' ...`` runs the default
-detector with each JSON dict of constructor overrides and prints the three
+``python -m bench.nab.experiments '{}' '{"novelty": {"levels": 0}}' ...`` runs the
+default detector with each JSON dict of overrides (the shape of ``params`` under
+``[detectors.spike]`` in the config file: parts as nested tables) and prints the three
 profile scores, plus, at the standard profile's optimised threshold, how many
 windows were found and how many detections fell outside the windows.
 ``--per-category`` adds the standard raw score per NAB category.

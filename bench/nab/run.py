@@ -30,10 +30,15 @@ REFERENCE_ROWS = ("ARTime", "numenta", "contextOSE", "randomCutForest", "windowe
 
 
 def default_detector(**overrides: Any):
-    """The one configuration that is benchmarked (the pipeline's default spike detector)."""
-    from detectors.spike import SeasonalRobustSpikeDetector
+    """The one configuration that is benchmarked (the pipeline's default spike detector).
 
-    return SeasonalRobustSpikeDetector(**overrides)
+    Built as the pipeline builds it, through the registry, so ``overrides`` take the
+    config file's shape: ``default_detector(novelty={"levels": 0})`` is
+    ``params = { novelty = { levels = 0 } }`` under ``[detectors.spike]``.
+    """
+    from detectors.registry import build
+
+    return build("spike", overrides)
 
 
 def run_series(detector, epoch: np.ndarray, values: np.ndarray) -> np.ndarray:

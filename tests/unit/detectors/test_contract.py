@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -22,7 +23,9 @@ def _cases() -> list[Any]:
 
 @pytest.mark.parametrize(("cls", "params", "check"), _cases())
 def test_detector_contract(cls: type, params: dict[str, Any], check: Any) -> None:
-    check(cls(**params))
+    # a deep copy: parts given as params (e.g. the spike detector's) hold learned
+    # state, and every check must start from a fresh detector
+    check(cls(**copy.deepcopy(params)))
 
 
 def test_every_config_kind_is_registered() -> None:
