@@ -146,7 +146,7 @@ class _Kind:
 def _allowlist() -> dict[str, _Kind]:
     from detectors.calibration import OnlineTailCalibrator
     from detectors.novelty import _KeyFilter
-    from detectors.registry import DETECTOR_KINDS
+    from detectors.registry import DETECTOR_KINDS, part_classes
     from detectors.windows import SeriesAggregate, TumblingWindows
     from streams.dedup import SeenIds
     from streams.events import AlertSeries
@@ -165,6 +165,9 @@ def _allowlist() -> dict[str, _Kind]:
         _Kind(OnlineTailCalibrator, sample=OnlineTailCalibrator),
     ]
     kinds += [_Kind(cls, sample=cls) for cls in DETECTOR_KINDS.values()]
+    # detectors composed from parts (the spike detector's baseline, extremity, novelty)
+    parts = {part for cls in DETECTOR_KINDS.values() for part in part_classes(cls).values()}
+    kinds += [_Kind(part, sample=part) for part in sorted(parts, key=lambda c: c.__qualname__)]
     return {f"{k.cls.__module__}.{k.cls.__qualname__}": k for k in kinds}
 
 
