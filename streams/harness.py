@@ -8,7 +8,10 @@ metrics port, so runs never see each other's records or offsets.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -119,35 +122,82 @@ class RunningWorker:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
-@contextlib.contextmanager
-def running_worker(settings_toml: str, settings: Settings, workdir: Path,
-                   startup_timeout: float = 90.0, keep_topics: bool = False,
-                   ) -> Iterator[RunningWorker]:
-    """Create the topics, start ``tradewatch worker`` as a process, stop it at exit.
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
-    The topics are deleted afterwards unless ``keep_topics`` (another worker is to
-    read the same records next). The worker gets this process's environment without
-    its TRADEWATCH_* overrides (the config file is the whole truth), except the
-    variables the config names as holding a secret.
+    def kill9(self) -> None:
+        """SIGKILL the worker (no shutdown, no leave-group, no final commit) and reap it."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (a clean shutdown), SIGKILL after ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the worker process, from /proc (0 once it has exited)."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+
+def with_data_dir(settings_toml: str, data_dir: Path | str) -> str:
+    """``settings_toml`` with its ``[worker] data_dir`` pointing at ``data_dir``.
+
+    Two workers with different data directories stand for two machines: nothing
+    one writes locally is seen by the other.
     """
-    t = settings.topics
-    bootstrap = settings.kafka
-    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions,
-                                                 consumer_group=settings.kafka.consumer_group))
+    line = f'data_dir = "{data_dir}"'
+    if re.search(r'^data_dir = ".*"$', settings_toml, flags=re.M):
+        return re.sub(r'^data_dir = ".*"$', lambda _: line, settings_toml, count=1, flags=re.M)
+    return settings_toml.replace("[worker]\n", f"[worker]\n{line}\n", 1)
+
+
+def start_worker(settings_toml: str, settings: Settings, workdir: Path, *,
+                 startup_timeout: float = 90.0, extra_env: dict[str, str] | None = None,
+                 instance_id: str | None = None, data_dir: Path | str | None = None,
+                 wait_ready: bool = True) -> RunningWorker:
+    """Start ``tradewatch worker`` as a process on existing topics; the caller stops it.
+
+    The worker sees none of this process's ``TRADEWATCH_*`` variables (its config
+    file says everything) but those the config names as holding a secret, and ``extra_env`` (e.g. a fault-injection point) and,
+    with ``instance_id``, ``TRADEWATCH_INSTANCE_ID`` (Kafka static group membership).
+    With ``wait_ready`` it returns once /metrics answers.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    if data_dir is not None:
+        settings_toml = with_data_dir(settings_toml, data_dir)
     config_path = workdir / "tradewatch.toml"
     config_path.write_text(settings_toml)
     log_path = workdir / "worker.log"
     secret_vars = {settings.kafka.sasl_password_env, settings.kafka.ssl_key_password_env}
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TRADEWATCH_") or k in secret_vars}
-    with log_path.open("wb") as log:
+    if instance_id is not None:
+        env["TRADEWATCH_INSTANCE_ID"] = instance_id
+    env.update(extra_env or {})
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "--config", str(config_path), "worker",
              "--loglevel", "info"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     worker = RunningWorker(settings, proc, log_path)
+    if not wait_ready:
+        return worker
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
@@ -160,15 +210,34 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"worker not serving /metrics:\n{worker.log_tail()}") from None
                 time.sleep(0.3)
+    except BaseException:
+        worker.stop(5)
+        raise
+    return worker
+
+
+@contextlib.contextmanager
+def running_worker(settings_toml: str, settings: Settings, workdir: Path,
+                   startup_timeout: float = 90.0, keep_topics: bool = False, *,
+                   extra_env: dict[str, str] | None = None, instance_id: str | None = None,
+                   data_dir: Path | str | None = None,
+                   ) -> Iterator[RunningWorker]:
+    """Create the topics, start ``tradewatch worker`` as a process, stop it at exit.
+
+    The topics are deleted afterwards unless ``keep_topics`` (another worker is to
+    read the same records next). ``extra_env``, ``instance_id`` and ``data_dir``
+    are passed to :func:`start_worker`.
+    """
+    t = settings.topics
+    bootstrap = settings.kafka
+    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions,
+                                                 consumer_group=settings.kafka.consumer_group))
+    worker = start_worker(settings_toml, settings, workdir, startup_timeout=startup_timeout,
+                          extra_env=extra_env, instance_id=instance_id, data_dir=data_dir)
+    try:
         yield worker
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        worker.stop(30)
         if not keep_topics:
             with contextlib.suppress(Exception):
                 delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts,
@@ -207,3 +276,60 @@ def send_all(bootstrap: str | KafkaSettings, topic: str, records: Iterable[bytes
     from streams.produce import produce_records
 
     return produce_records(records, bootstrap=bootstrap, topic=topic, progress=False)
+
+
+def end_offsets(bootstrap: str | KafkaSettings, topic: str) -> dict[int, int]:
+    """{partition: log-end offset} of every partition of ``topic``."""
+    consumer = KafkaConsumer(**kafka_python_kwargs(as_kafka(bootstrap)), enable_auto_commit=False,
+                             group_id=None)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        consumer.close()
+    return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+
+def committed_offsets(bootstrap: str | KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """{partition: offset} the consumer ``group`` committed on ``topic`` (absent: none yet)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(**kafka_python_kwargs(as_kafka(bootstrap)), client_id="tw-harness")
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: int(meta.offset) for tp, meta in offsets.items()
+            if tp.topic == topic and meta.offset is not None and meta.offset >= 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """One record of the dead-letter topic, its headers decoded (see streams.worker)."""
+
+    value: bytes
+    key: bytes | None
+    reason: str
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    offset: int  # its own offset in the DLQ
+
+    @property
+    def source(self) -> tuple[int, int]:
+        return (self.source_partition, self.source_offset)
+
+
+def read_dead_letters(bootstrap: str | KafkaSettings, dlq_topic: str, *, timeout: float = 60.0,
+                      idle: float = 3.0) -> list[DeadLetter]:
+    """Every record of the dead-letter topic, with its ``tw-*`` headers decoded."""
+    out = []
+    for r in read_topic(bootstrap, dlq_topic, timeout=timeout, idle=idle):
+        h = {k: v.decode("utf-8", "replace") for k, v in (r.headers or [])}
+        out.append(DeadLetter(
+            value=r.value or b"", key=r.key, reason=h.get("tw-reason", ""),
+            detail=h.get("tw-detail", ""), source_topic=h.get("tw-source-topic", ""),
+            source_partition=int(h.get("tw-source-partition", "-1")),
+            source_offset=int(h.get("tw-source-offset", "-1")), offset=r.offset))
+    return out
