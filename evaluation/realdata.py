@@ -63,8 +63,9 @@ injected flows, so the background is identical with or without scenarios and wit
 any month range. Declarations of a month are built as arrays, then turned into
 objects one at a time in time order: memory holds one month of arrays, not the stream.
 
-At scale 1 the full 24 months make about 1.0 million declarations (about 42k a month,
-see ``evaluate --background real``); at scale 4, four times as many.
+At scale 1 the full 24 months make 1,163,703 declarations (48.5k a month on average,
+from 33.5k in April 2020 to 54.1k in September 2021) out of 686,308 lane-months; at
+scale 4, 4,654,812 (:func:`summarize_counts` gives the counts without building them).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ __all__ = [
     "working_days",
     "easter_sunday",
     "month_range",
+    "summarize_counts",
 ]
 
 #: ``shared/realdata`` beside the checkout (the project's shared folder).
