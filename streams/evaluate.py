@@ -5,6 +5,8 @@
 (:mod:`streams.synth.scenarios`), runs it through the pipeline (offline:
 :func:`streams.offline.run_offline`; kafka: the real broker and a real worker via
 ``streams.evaluate_kafka.run_through_kafka``) and prints one row per scenario.
+``--background real [--no-scenarios] [--scale K] [--months A:B] [--realdata PATH]``
+runs real EU export statistics instead (:mod:`evaluation.real_evaluate`).
 
 How every alert is classified (exactly one label each):
 
@@ -697,8 +699,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", help="tradewatch TOML (default deploy/tradewatch.toml)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: the set's)")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is not met")
+    from evaluation.real_evaluate import add_real_arguments, main_real
+
+    add_real_arguments(p)
     args = p.parse_args(list(argv) if argv is not None else None)
     settings = load_settings(args.config)
+    if args.background == "real":
+        return main_real(args, settings)
     labelled = labelled_stream(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
     card = evaluate(labelled, settings, mode=args.mode)
     print(format_table(card))
