@@ -52,6 +52,9 @@ _NORMAL = statistics.NormalDist()
 #: series whose baseline is zero could never learn that it now ships every day.
 LEAK = 0.02
 
+#: Spreads below the mean at which a detector that watches drops winsorises what it learns.
+DOWN_CLIP = 2.0
+
 __all__ = ["VolumeSurgeDetector"]
 
 _DAY = 86_400.0
@@ -208,6 +211,11 @@ class VolumeSurgeDetector(Detector):
             bound = mean + self.clip * spread
             if v > bound:  # winsorise, leaking a little so a lasting new level is learned
                 v = bound + LEAK * (v - bound)
+            floor = mean - DOWN_CLIP * spread
+            if self.direction != "up" and v < floor:
+                # the same for a collapse, nearer the mean: totals cannot go below 0, so
+                # a floor ``clip`` spreads down would never bite
+                v = floor + LEAK * (v - floor)
         deseasoned = v / factor
         a = self.rate if self._n >= self.warmup else 1.0 / (self._n + 1)
         delta = deseasoned - self._mean
