@@ -2,7 +2,7 @@
 
 One run, one topic, the same records:
 
-1. produce N declarations (keyed by HS6, like ``tradewatch produce``) to a fresh topic;
+1. produce N declarations (keyed by CHPL tier or HS2 chapter, like ``tradewatch produce``) to a fresh topic;
 2. read them all with a bare aiokafka consumer (the client faust is built on: our
    ceiling) and with a bare kafka-python consumer;
 3. start a real worker process on that topic and time how long it takes to

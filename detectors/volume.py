@@ -52,6 +52,9 @@ _NORMAL = statistics.NormalDist()
 #: series whose baseline is zero could never learn that it now ships every day.
 LEAK = 0.02
 
+#: Spreads below the mean at which a detector that watches drops winsorises what it learns.
+DOWN_CLIP = 2.0
+
 __all__ = ["VolumeSurgeDetector"]
 
 _DAY = 86_400.0
@@ -94,13 +97,19 @@ class VolumeSurgeDetector(Detector):
         series still has room for ordinary fluctuation.
     weekday
         Learn a multiplicative weekday profile (for daily windows).
+    direction
+        ``"up"`` scores surges (the default), ``"down"`` collapses (the window total
+        far below its usual level, for as long as ``persistence`` asks), ``"both"``
+        the larger of the two. ``explain_one`` names the side in ``details["direction"]``.
     """
 
     def __init__(self, rate: float = 0.05, warmup: int = 14, clip: float = 4.0,
                  min_spread: float = 0.25, weekday: bool = True, persistence: bool = True,
-                 span: int = 5) -> None:
+                 span: int = 5, direction: str = "up") -> None:
         if not 0 < rate < 1:
             raise ValueError(f"rate must be in (0, 1), got {rate}")
+        if direction not in ("up", "down", "both"):
+            raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
         self.rate = rate
         self.warmup = warmup
         self.clip = clip
@@ -108,8 +117,10 @@ class VolumeSurgeDetector(Detector):
         self.weekday = weekday
         self.persistence = persistence
         self.span = span
+        self.direction = direction
         self._n = 0
         self._z_prev = 0.0
+        self._z_prev_down = 0.0
         self._active = 0.0  # EW share of windows with a non-zero total
         self._recent: list[float] = []  # last ``span`` totals, oldest first
         self._mean = 0.0
@@ -130,9 +141,34 @@ class VolumeSurgeDetector(Detector):
         spread = max(math.sqrt(max(self._var, 0.0)) * factor, self.min_spread * mean, 1e-9)
         return mean, spread
 
-    def _z_now(self, x: dict[str, Any]) -> float:
+    def _z_now(self, x: dict[str, Any], up: bool = True) -> float:
         mean, spread = self._expected(x)
-        return max(0.0, (_value(x) - mean) / spread)
+        z = (_value(x) - mean) / spread
+        return max(0.0, z if up else -z)
+
+    def _sides(self, x: dict[str, Any]) -> tuple[float, float]:
+        """(surge evidence, collapse evidence), each 0 when ``direction`` does not ask for it."""
+        up = self._z(x) if self.direction != "down" else 0.0
+        down = self._z_down(x) if self.direction != "up" else 0.0
+        return up, down
+
+    def _z_down(self, x: dict[str, Any]) -> float:
+        """Collapse evidence: this window and the previous one low, or the span's total low.
+
+        A collapse on a sparse route is hard to tell from its ordinary empty windows,
+        and the z-score says so: it grows with how much volume is missing.
+        """
+        if self._n < self.warmup:
+            return 0.0
+        z = self._z_now(x, up=False)
+        if not self.persistence:
+            return z
+        sustained = min(z, self._z_prev_down)
+        window = [*self._recent[-(self.span - 1):], _value(x)] if self.span > 1 else [_value(x)]
+        k = len(window)
+        mean, spread = self._mean, max(math.sqrt(max(self._var, 0.0)), self.min_spread * self._mean, 1e-9)
+        z_total = (k * mean - sum(window)) / (math.sqrt(k) * spread)
+        return max(0.0, sustained, z_total)
 
     def _z(self, x: dict[str, Any]) -> float:
         """Surge evidence; with ``persistence``, only a surge that lasts counts.
@@ -162,6 +198,8 @@ class VolumeSurgeDetector(Detector):
     def learn_one(self, x: dict[str, Any]) -> None:
         if self.persistence:
             self._z_prev = self._z_now(x) if self._n >= self.warmup else 0.0
+            if self.direction != "up":
+                self._z_prev_down = self._z_now(x, up=False) if self._n >= self.warmup else 0.0
             self._recent = [*self._recent[-(self.span - 2):], _value(x)] if self.span > 1 else []
         raw = _value(x)
         a_act = self.rate if self._n >= self.warmup else 1.0 / (self._n + 1)
@@ -173,6 +211,11 @@ class VolumeSurgeDetector(Detector):
             bound = mean + self.clip * spread
             if v > bound:  # winsorise, leaking a little so a lasting new level is learned
                 v = bound + LEAK * (v - bound)
+            floor = mean - DOWN_CLIP * spread
+            if self.direction != "up" and v < floor:
+                # the same for a collapse, nearer the mean: totals cannot go below 0, so
+                # a floor ``clip`` spreads down would never bite
+                v = floor + LEAK * (v - floor)
         deseasoned = v / factor
         a = self.rate if self._n >= self.warmup else 1.0 / (self._n + 1)
         delta = deseasoned - self._mean
@@ -190,15 +233,17 @@ class VolumeSurgeDetector(Detector):
         self._n += 1
 
     def score_one(self, x: dict[str, Any]) -> float:
-        return z_to_score(self._z(x))
+        return z_to_score(max(self._sides(x)))
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         mean, spread = self._expected(x)
-        z = self._z(x)
+        up, down = self._sides(x)
+        z = max(up, down)
         return Explanation(
             observed=_value(x), expected=mean, expected_low=max(0.0, mean - 3 * spread),
             expected_high=mean + 3 * spread, score=z_to_score(z),
-            details={"z": round(z, 3), "spread": round(spread, 2), "windows_seen": self._n},
+            details={"z": round(z, 3), "spread": round(spread, 2), "windows_seen": self._n,
+                     "direction": "up" if up >= down else "down"},
         )
 
     @classmethod

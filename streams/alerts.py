@@ -16,7 +16,7 @@ import hashlib
 
 from detectors.base import Explanation
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES
-from streams.events import AlertEvidence, AlertSeries, TradeAlert
+from streams.events import AlertEvidence, AlertSeries, Influencer, TradeAlert
 
 __all__ = ["alert_id", "transit_country_of", "make_alert", "utc"]
 
@@ -63,6 +63,7 @@ def make_alert(
     emitted_at: float,
     id_key: str | None = None,
     notes: dict[str, float | int | str] | None = None,
+    influencers: list[Influencer] | None = None,
 ) -> TradeAlert:
     """Assemble an alert; ``id_key`` replaces the series key in the id (per-declaration alerts)."""
     x = explanation
@@ -95,6 +96,7 @@ def make_alert(
             declaration_count=declaration_count,
             declaration_ids=declaration_ids,
             details=details,
+            influencers=influencers or [],
         ),
         summary=summary,
         emitted_at=utc(emitted_at),

@@ -382,7 +382,7 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     if metrics is None:
         metrics = PipelineMetrics.create(
-            registry, detectors=list(settings.detectors), levels=settings.windows.levels)
+            registry, detectors=list(settings.detectors), levels=[spec.name for spec in settings.series_definitions()])
         from streams import __version__
 
         metrics.set_build_info(__version__, settings.config_version)

@@ -45,6 +45,8 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_OVERRIDES",
     "KafkaSettings",
+    "SeriesSpec",
+    "default_series",
 ]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "deploy" / "tradewatch.toml"
@@ -53,6 +55,7 @@ Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Score = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Level = Literal["hs6", "hs4", "hs2", "tier"]
+Direction = Literal["up", "down", "both"]
 
 
 class ConfigError(ValueError):
@@ -155,8 +158,11 @@ class WindowSettings(_Section):
     #: them): the backlog after an outage is followed within a few records, while up to
     #: N-1 outliers never move it.
     watermark_confirmations: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
-    #: Aggregation levels: HS6 product, its HS4 heading, HS2 chapter, or CHPL tier.
-    levels: tuple[Level, ...] = ("hs6", "tier")
+    #: Shorthand for lanes only (one origin -> one destination) at these product
+    #: levels: ``["hs6", "tier"]`` is ``[[series]]`` ``hs6`` and ``tier`` with origin
+    #: "each". Give either this or ``[[series]]``; unset: the default families
+    #: (:func:`default_series`), lanes and the transit-country view.
+    levels: tuple[Level, ...] | None = None
     #: A series with no event for this many windows is forgotten (its state freed).
     idle_series_windows: Annotated[int, msgspec.Meta(ge=1)] = 120
     max_empty_windows: Annotated[int, msgspec.Meta(ge=0)] = 366
@@ -216,6 +222,43 @@ class DetectorSpec(_Section):
     params: dict[str, Any] = {}
 
 
+class SeriesSpec(_Section):
+    """One family of series the detectors watch: the dimensions that split trade, the grain that sums it.
+
+    Keys read ``level:origin>destination:product`` with the product grain as level
+    and ``*`` as the origin of an all-origins series (see :mod:`streams.series`).
+    """
+
+    #: Names the family in metrics (the ``level`` label) and errors.
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    #: "each": one series per exporting country (a lane); "any": all origins summed
+    #: (the transit-country view, key origin ``*``); or one country code.
+    origin: Annotated[str, msgspec.Meta(pattern=r"^(each|any|[A-Z]{2})$")] = "each"
+    #: "each": one series per destination country; or one country code.
+    destination: Annotated[str, msgspec.Meta(pattern=r"^(each|[A-Z]{2})$")] = "each"
+    #: hs6 (the product), hs4 (heading) or hs2 (chapter) of goods outside the CHPL,
+    #: or tier (CHPL goods by tier). CHPL goods count towards hs6 and tier only.
+    product: Level = "hs6"
+    #: Which deviations alert: "up" (surges, the default), "down" (collapses: exports
+    #: to Russia that stop are news too) or "both".
+    direction: Direction = "up"
+
+
+def default_series() -> list[SeriesSpec]:
+    """Lanes per HS6 and per tier (as before), and the transit-country view of both.
+
+    The transit view sums every origin into one destination: the figure sanctions
+    analysts read ("EU exports of CHPL goods to Kyrgyzstan"), where a re-routing surge
+    spread thin over many sparse member-state lanes adds up.
+    """
+    return [
+        SeriesSpec(name="hs6", origin="each", product="hs6"),
+        SeriesSpec(name="tier", origin="each", product="tier"),
+        SeriesSpec(name="transit_hs6", origin="any", product="hs6"),
+        SeriesSpec(name="transit_tier", origin="any", product="tier"),
+    ]
+
+
 class SeriesOverride(_Section):
     """A different threshold for series whose key matches a glob, e.g. ``hs6:DE>KG:8542*``."""
 
@@ -250,6 +293,16 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     detectors: dict[str, DetectorSpec] = msgspec.field(default_factory=_default_detectors)
     overrides: list[SeriesOverride] = []
+    #: The series families (``[[series]]``); empty: ``windows.levels`` or the default.
+    series: list[SeriesSpec] = []
+
+    def series_definitions(self) -> list[SeriesSpec]:
+        """The effective families: ``[[series]]``, else lanes at ``windows.levels``, else the default."""
+        if self.series:
+            return list(self.series)
+        if self.windows.levels is not None:
+            return [SeriesSpec(name=level, origin="each", product=level) for level in self.windows.levels]
+        return default_series()
 
     def threshold_for(self, detector: str, series_key: str) -> float | None:
         """The threshold for one series, or ``None`` if the detector is off for it."""
@@ -266,6 +319,7 @@ class Settings(_Section):
         data = self.to_dict()
         lines = [f"config_version = {_toml_value(data.pop('config_version'))}"]
         detectors, overrides = data.pop("detectors"), data.pop("overrides")
+        series = data.pop("series")
         for section, values in data.items():
             lines += ["", f"[{section}]"] + [
                 f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
@@ -274,6 +328,8 @@ class Settings(_Section):
         for override in overrides:
             lines += ["", "[[overrides]]"] + [
                 f"{k} = {_toml_value(v)}" for k, v in override.items() if v is not None]
+        for family in series:
+            lines += ["", "[[series]]"] + [f"{k} = {_toml_value(v)}" for k, v in family.items()]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -354,6 +410,8 @@ def load_settings_text(
         }
         settings = msgspec.structs.replace(settings, detectors=specs)
     _check_detectors(settings)
+    settings = _resolve_series(settings)
+    _check_series(settings)
     return settings
 
 
@@ -404,6 +462,9 @@ def _unwrap(tp: Any) -> Any:
         origin = typing.get_origin(tp)
         if origin is Annotated or origin in (tuple, list):
             tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp) \
+                and len(typing.get_args(tp)) == 2:  # ``X | None``: X
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
         elif origin is dict:
             tp = typing.get_args(tp)[1]
         else:
@@ -441,3 +502,45 @@ def _check_detectors(settings: Settings) -> None:
                 f"overrides[{i}].detector",
                 f"no detector named {override.detector!r} (configured: {valid})",
             )
+
+
+def _resolve_series(settings: Settings) -> Settings:
+    """Write the effective families into ``series`` (so ``config check`` shows them)."""
+    if settings.series and settings.windows.levels is not None:
+        raise ConfigError("windows.levels", "give either windows.levels (shorthand for lanes) or "
+                          "[[series]] sections, not both: move the levels into [[series]]")
+    windows = msgspec.structs.replace(settings.windows, levels=None)
+    return msgspec.structs.replace(settings, series=settings.series_definitions(), windows=windows)
+
+
+def _overlaps(a: SeriesSpec, b: SeriesSpec) -> bool:
+    """Whether two families can produce the same series key."""
+    if a.product != b.product:
+        return False
+    if (a.origin == "any") != (b.origin == "any"):
+        return False
+    origins = a.origin == "any" or "each" in (a.origin, b.origin) or a.origin == b.origin
+    destinations = "each" in (a.destination, b.destination) or a.destination == b.destination
+    return origins and destinations
+
+
+def _check_series(settings: Settings) -> None:
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(settings.series):
+        if spec.name in seen or spec.name in ("passthrough", "declaration"):
+            raise ConfigError(f"series[{i}].name", f"{spec.name!r} is taken (names must be unique; "
+                              "passthrough and declaration are reserved)")
+        seen[spec.name] = i
+        for j, other in enumerate(settings.series[:i]):
+            if _overlaps(spec, other):
+                raise ConfigError(
+                    f"series[{i}]", f"{spec.name!r} and {other.name!r} ({j}) would both hold series "
+                    f"like {spec.product}:{'*' if spec.origin == 'any' else 'DE'}>KG:...: "
+                    "narrow the origin or destination of one")
+        if spec.product in ("hs4", "hs2") and settings.alerts.scope == "chpl":
+            raise ConfigError(
+                f"series[{i}].product",
+                f"{spec.product} series sum goods outside the CHPL only (CHPL goods roll up by "
+                "tier, so every rollup is complete in one partition: see streams.keys), and "
+                'alerts.scope = "chpl" publishes CHPL alerts only: it could never alert. Use '
+                'product = "tier", or set alerts.scope = "all"')

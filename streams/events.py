@@ -35,6 +35,7 @@ __all__ = [
     "TradeAlert",
     "AlertSeries",
     "AlertEvidence",
+    "Influencer",
     "decode_declaration",
     "encode",
     "example_declaration_json",
@@ -100,8 +101,26 @@ class AlertSeries(msgspec.Struct, frozen=True):
     chpl_tier: str
 
 
+class Influencer(msgspec.Struct, frozen=True):
+    """One contributor to a rollup alert and its share of the excess.
+
+    ``kind`` is ``lane`` (``value`` is the lane's HS6 series key, e.g.
+    ``hs6:DE>KG:854231``), ``exporter`` or ``consignee`` (their ids). ``share`` is the
+    contributor's part, 0-1, of what the rollup moved beyond its contributors'
+    usual values in the alert's direction (the shares of one kind sum to at most 1).
+    """
+
+    kind: Literal["lane", "exporter", "consignee"]
+    value: str
+    share: float
+
+
 class AlertEvidence(msgspec.Struct, frozen=True):
-    """What the detector saw: observed vs its learned baseline, and the declarations."""
+    """What the detector saw: observed vs its learned baseline, and the declarations.
+
+    ``influencers``: on rollup series (all origins, tier, HS4/HS2), the lanes,
+    exporters and consignees that carried the excess, top 5 of each kind.
+    """
 
     observed: float
     expected: float
@@ -111,6 +130,7 @@ class AlertEvidence(msgspec.Struct, frozen=True):
     declaration_count: int
     declaration_ids: list[str]
     details: dict[str, float | int | str] = {}
+    influencers: list[Influencer] = []
 
 
 class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,6 +1,6 @@
 """Producer tooling: replay a JSONL/CSV file, or generated declarations, into Kafka.
 
-Records are keyed as :mod:`streams.keys` says (CHPL tier, else HS6 code), so every
+Records are keyed as :mod:`streams.keys` says (CHPL tier, else HS2 chapter), so every
 series is complete in one partition and per-product order is kept.
 """
 

@@ -150,12 +150,21 @@ def _allowlist() -> dict[str, _Kind]:
     from detectors.windows import SeriesAggregate, TumblingWindows
     from streams.dedup import SeenIds
     from streams.events import AlertSeries
-    from streams.pipeline import _SeriesState
+    from streams.alert_policy import AlertPolicy
+    from streams.features import Features
+    from streams.influence import InfluenceTracker
+    from streams.scoring import Scoring, _SeriesState
 
     kinds = [
-        _Kind(PartitionPipeline, sample=lambda: PartitionPipeline(Settings()), transient=frozenset({
-            "settings", "metrics", "clock", "_timers", "_prototypes", "_pristine",
-            "_thresholds", "_min_activity"})),
+        _Kind(PartitionPipeline, sample=lambda: PartitionPipeline(Settings()),
+              transient=frozenset({"settings", "metrics"})),
+        _Kind(Features, sample=lambda: Features(Settings()), transient=frozenset({"catalog"})),
+        _Kind(InfluenceTracker, sample=InfluenceTracker),
+        _Kind(Scoring, sample=lambda: Scoring(Settings()), transient=frozenset({
+            "settings", "metrics", "catalog", "_timers", "_prototypes", "_pristine",
+            "_min_activity"})),
+        _Kind(AlertPolicy, sample=lambda: AlertPolicy(Settings()), transient=frozenset({
+            "settings", "metrics", "clock", "_thresholds"})),
         _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),
         _Kind(SeenIds, sample=lambda: SeenIds(0.0)),
         _Kind(SeriesAggregate),
@@ -214,13 +223,15 @@ def config_fingerprint(settings: Settings) -> str:
 
     Thresholds, ``min_series_activity`` and the idle timeout only change what is
     done with the state, so changing them keeps it; anything else (a detector
-    parameter, the window size, the levels) starts cold.
+    parameter, the window size, the series families) starts cold.
     """
     windows = msgspec.to_builtins(settings.windows)
     windows.pop("idle_timeout_seconds", None)
     detectors = {name: [spec.kind, spec.enabled, msgspec.to_builtins(spec.params)]
                  for name, spec in sorted(settings.detectors.items())}
-    shape = {"windows": windows, "detectors": detectors, "partitions": settings.topics.partitions}
+    series = [msgspec.to_builtins(spec) for spec in settings.series_definitions()]
+    shape = {"windows": windows, "detectors": detectors, "partitions": settings.topics.partitions,
+             "series": series}
     return hashlib.sha256(msgspec.json.encode(shape, order="sorted")).hexdigest()
 
 

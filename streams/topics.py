@@ -9,18 +9,20 @@ Topics (default names, all overridable)::
 
 Keying rule
 -----------
-Producers key every declaration by its **6-digit HS code** (the product; for a
-CN8 code, its first six digits), e.g. ``b"870323"``. Kafka's default
-partitioner hashes the key, so every route (origin -> destination) of one
-product lands on the same partition and is seen by one worker. The
-pass-through detector depends on this: it compares the legs of a product
-going into and out of an intermediary country, and both legs must reach the
-same worker's state. Alerts are keyed by the same HS code.
+Producers key every declaration with :func:`streams.keys.record_key`: its **CHPL
+tier** (``b"T1"``) for goods on the Common High Priority List, else its **HS2
+chapter** (``b"87"`` for a car). Kafka's default partitioner hashes the key, so
+every route (origin -> destination) of one product, and every product of a tier
+or chapter, lands on the same partition and is seen by one worker: lanes,
+all-origins (transit-country) series and tier/HS4/HS2 rollups are complete there.
+The pass-through detector depends on this too: it compares the legs of a product
+going into and out of an intermediary country, and both legs must reach the same
+worker's state. Alerts are keyed by their series key.
 
 Why these partition counts
 --------------------------
 * ``declarations``: 4, so up to four workers share the stream (products are
-  spread over partitions by HS code). Changing the count later moves products
+  spread over partitions by tier or chapter). Changing the count later moves products
   between partitions and breaks per-product state, hence :func:`ensure_topics`
   refuses a topic whose partition count differs instead of "fixing" it.
 * ``alerts``: same count as declarations and the same key, i.e. co-partitioned
@@ -206,7 +208,7 @@ def _check_partitions(spec: TopicSpec, actual: int) -> None:
     if actual != spec.partitions:
         raise TopicMismatchError(
             f"topic {spec.name!r} exists with {actual} partition(s) but {spec.partitions} are "
-            f"required; per-product state is keyed by HS code, so repartitioning it in place "
+            f"required; per-product state is keyed by tier or chapter, so repartitioning it in place "
             f"would move products between workers. Delete and recreate the topic "
             f"(or use another name) deliberately."
         )

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 SCHEMAS: dict[str, tuple[type, int, str]] = {
     "trade_declaration": (TradeDeclaration, DECLARATION_SCHEMA_VERSION,
-                          "One export declaration on trade.declarations (UTF-8 JSON, key = HS6 code)."),
+                          "One export declaration on trade.declarations (UTF-8 JSON, key = CHPL tier or HS2 chapter)."),
     "trade_alert": (TradeAlert, ALERT_SCHEMA_VERSION,
                     "One alert on trade.alerts (UTF-8 JSON, key = series key). alert_id is "
                     "deterministic per (detector, series, window): deduplicate on it."),

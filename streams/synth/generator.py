@@ -759,21 +759,25 @@ class ScenarioLike(Protocol):
 
 
 def all_level_keys(origin: str, destination: str, hs_code: str) -> list[str]:
-    """Every aggregate series key a declaration counts towards, at all levels
-    (``hs6``, ``hs4``, ``hs2``, ``tier``), in the pipeline's key format.
+    """Every aggregate series key a declaration can count towards, at all levels
+    (``hs6``, ``hs4``, ``hs2``, ``tier``), for its lane and for the all-origins
+    (transit-country) view, in the pipeline's key format. CHPL goods roll up by
+    tier, others by HS4/HS2 (see :mod:`streams.series`).
 
     >>> all_level_keys("DE", "KG", "85423190")
-    ['hs6:DE>KG:854231', 'hs4:DE>KG:8542', 'hs2:DE>KG:85', 'tier:DE>KG:T1']
+    ['hs6:DE>KG:854231', 'tier:DE>KG:T1', 'hs6:*>KG:854231', 'tier:*>KG:T1']
+    >>> all_level_keys("NL", "KZ", "06031100")[:3]
+    ['hs6:NL>KZ:060311', 'hs4:NL>KZ:0603', 'hs2:NL>KZ:06']
     """
-    route = f"{origin}>{destination}"
-    keys = [
-        f"hs6:{route}:{hs_code[:6]}",
-        f"hs4:{route}:{hs_code[:4]}",
-        f"hs2:{route}:{hs_code[:2]}",
-    ]
     tier = chpl_tier(hs_code)
-    if tier is not None:
-        keys.append(f"tier:{route}:T{tier}")
+    keys = []
+    for o in (origin, "*"):
+        route = f"{o}>{destination}"
+        keys.append(f"hs6:{route}:{hs_code[:6]}")
+        if tier is not None:
+            keys.append(f"tier:{route}:T{tier}")
+        else:
+            keys += [f"hs4:{route}:{hs_code[:4]}", f"hs2:{route}:{hs_code[:2]}"]
     return keys
 
 

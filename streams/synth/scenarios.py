@@ -715,7 +715,7 @@ class DataGapCatchUp(_Trap):
     partitions; every background lane whose HS6 maps there goes quiet.
     """
 
-    anchor_hs6: str = "330499"  # a partition holding no CHPL tier (keys: streams.keys)
+    anchor_hs6: str = "610910"  # a partition holding no CHPL tier (keys: streams.keys)
     partitions: int = 4
     gap_days: int = 3
 
@@ -724,12 +724,13 @@ class DataGapCatchUp(_Trap):
         codes = frozenset(pr.hs6 for pr in PRODUCTS if partition_of(pr.hs6, self.partitions) == p)
         catch_up = self.onset_day + self.gap_days
         series: set[str] = set()
-        # Only keys whose series live wholly in the silent partition: hs6 and pass-through
-        # keys. Tier/hs4/hs2 keys mix codes from several partitions (each partition's
-        # pipeline keeps its own series under the same key), so an alert there belongs
-        # to the trap only if its evidence names a moved declaration.
+        # The hs6 series (lanes and all-origins views) and pass-through keys of the
+        # silent codes. Their HS4/HS2 rollups live wholly in the silent partition too
+        # (keys: streams.keys), but also hold codes this set does not generate; an
+        # alert there belongs to the trap when its evidence names a moved declaration.
         for lane in ctx.lanes(LaneMatch(hs6=codes)):
             series.add(f"hs6:{lane.origin}>{lane.destination}:{lane.hs6}")
+            series.add(f"hs6:*>{lane.destination}:{lane.hs6}")
             series |= _passthrough_key(lane.origin, lane.destination, lane.hs6)
         truth = self._truth_for(
             ctx,

@@ -60,10 +60,10 @@ def test_metrics_count_consumed_windows_and_alerts() -> None:
     assert result.accepted == len(records)
 
 
-def test_records_are_keyed_by_chpl_tier_else_hs6_code() -> None:
+def test_records_are_keyed_by_chpl_tier_else_hs2_chapter() -> None:
     records, _ = spike_stream(days=2)
     assert record_key(records[0]) == b"T1"  # 8542.31: Tier-1 integrated circuits
-    assert record_key(records[-1]) == b"090111"  # coffee
+    assert record_key(records[-1]) == b"09"  # coffee, chapter 09
     assert record_key(b"not json") == b""
     assert record_key(b'{"hs_code": 8542}') == b""
 

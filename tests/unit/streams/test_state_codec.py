@@ -250,10 +250,12 @@ def test_a_class_off_the_allowlist_is_refused_even_with_a_valid_digest() -> None
     raw, settings = _envelope()
     tree = msgspec.msgpack.decode(zlib.decompress(_fields(raw)["payload"]))
     attrs = tree[2]
-    attrs["_series"] = ["o", "os.system", {"command": "touch /tmp/x"}]
+    scoring = attrs["scoring"][2]  # the detectors' part of the pipeline
+    series = scoring["_series"]
+    scoring["_series"] = ["o", "os.system", {"command": "touch /tmp/x"}]
     refusal = _refusal(_with_payload(raw, tree), settings)
     assert refusal.reason == "shape" and "allowlist" in refusal.detail
-    attrs["_series"] = ["d", {}]
+    scoring["_series"] = series
     attrs["__class__"] = ["d", {}]  # an extra attribute: not this class's layout
     assert _refusal(_with_payload(raw, tree), settings).reason == "shape"
 

@@ -1,0 +1,131 @@
+"""The alert policy of one partition: which findings become published alerts.
+
+The third of the pipeline's three jobs (features -> scoring -> alert policy), as
+river's ``ThresholdFilter`` acts on a detector's scores without being the detector:
+thresholds with their per-series overrides, the series family's direction, the
+minimum evidence of a series alert, the scope (CHPL goods only), the cooldown per
+detector and series, severity (from score and CHPL tier), the cap after an upstream
+data gap, and the minimum severity published. Every finding it turns down is
+counted in ``tradewatch_alerts_suppressed`` with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from detectors.base import Explanation
+from detectors.calibration import SEVERITY_LEVELS
+from detectors.calibration import severity as severity_of
+from detectors.windows import ClosedWindow
+from streams.alerts import make_alert
+from streams.config import Settings
+from streams.events import Influencer, TradeAlert
+from streams.metrics import PipelineMetrics
+from streams.scoring import Finding
+
+__all__ = ["AlertPolicy", "deviation"]
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
+
+
+def deviation(explanation: Explanation) -> str:
+    """"up" or "down": the side of its expectation a finding's value lies on.
+
+    A detector that names it (``details["direction"]``: the change-point detector's
+    side of the shift) is believed; otherwise observed is compared with expected.
+    """
+    named = explanation.details.get("direction")
+    if named in ("up", "down"):
+        return str(named)
+    expected = explanation.expected
+    if isinstance(expected, float) and math.isnan(expected):
+        return "up"
+    return "down" if explanation.observed < expected else "up"
+
+
+class AlertPolicy:
+    """Thresholds, direction, evidence, scope, cooldown and severity rules for one partition.
+
+    ``settings``, ``metrics``, ``clock`` and the threshold table come from the
+    configuration and the process (transient for the state codec); the last alert
+    per (detector, series) and the end of the catch-up period are state.
+    """
+
+    def __init__(self, settings: Settings, metrics: PipelineMetrics | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rebind(settings, metrics, clock)
+        self._last_alert: dict[tuple[str, str], float] = {}
+        #: Windows starting before this follow a data gap on this partition.
+        self._catchup_until = -math.inf
+
+    def rebind(self, settings: Settings, metrics: PipelineMetrics | None,
+               clock: Callable[[], float] = time.time) -> None:
+        """Attach to this process's settings, metrics and clock (after a restore, too)."""
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        #: Without per-series overrides every series of a detector shares its threshold.
+        self._thresholds = {} if settings.overrides else {
+            n: (spec.threshold if spec.enabled else None) for n, spec in settings.detectors.items()}
+
+    def threshold(self, detector: str, series_key: str) -> float | None:
+        """The alert line of ``detector`` on a series, or None when it is off there."""
+        if self._thresholds:
+            return self._thresholds[detector]
+        return self.settings.threshold_for(detector, series_key)
+
+    def note_gap(self, window: ClosedWindow) -> None:
+        """A window in which the whole partition had no declaration: an upstream outage."""
+        window_size = self.settings.windows.size_seconds
+        self._catchup_until = window.end + self.settings.alerts.catchup_windows * window_size
+
+    def _suppress(self, detector: str, reason: str) -> None:
+        if self.metrics:
+            self.metrics.alerts_suppressed.labels(detector=detector, reason=reason).inc()
+
+    def decide(self, f: Finding,
+               influencers: Callable[[bool], list[Influencer]] | None = None) -> TradeAlert | None:
+        """The alert for finding ``f``, or None (counted with its reason).
+
+        ``influencers(up)`` names the contributors of a rollup; it is called only for
+        an alert that is published.
+        """
+        name, meta, window_start = f.detector, f.meta, f.window_start
+        size = self.settings.windows.size_seconds
+        rules = self.settings.alerts
+        side = deviation(f.explanation)
+        if f.direction is not None and f.direction != "both" and side != f.direction:
+            self._suppress(name, "other_direction")
+            return None
+        if f.id_key is None and meta.level != "passthrough" and f.count < rules.min_declarations:
+            if side == "up":  # a collapse is seen in the declarations that are missing
+                self._suppress(name, "too_few_declarations")
+                return None
+        if rules.scope == "chpl" and meta.chpl_tier == "none":
+            self._suppress(name, "out_of_scope")
+            return None
+        cooldown_key = (name, f.id_key or meta.key)
+        last = self._last_alert.get(cooldown_key)
+        if f.id_key is None and last is not None and window_start - last <= self.settings.alerts.cooldown_windows * size:
+            self._suppress(name, "cooldown")
+            return None
+        severity = severity_of(f.explanation.score, meta.chpl_tier if meta.chpl_tier != "none" else "")
+        notes: dict[str, float | int | str] = {}
+        if window_start < self._catchup_until:
+            # a backlog arriving after an upstream outage looks like a spike everywhere
+            severity, notes["after_data_gap"] = "low", 1
+        if _SEVERITY_RANK[severity] < _SEVERITY_RANK[rules.min_severity]:
+            self._suppress(name, "below_min_severity")
+            return None
+        self._last_alert[cooldown_key] = window_start
+        if f.direction in ("down", "both"):
+            notes["direction"] = side
+        return make_alert(
+            detector=name, series=meta, window_start=window_start, window_end=window_start + size,
+            explanation=f.explanation, threshold=f.threshold, severity=severity, unit=f.unit,
+            declaration_count=f.count, declaration_ids=f.ids, emitted_at=self.clock(),
+            id_key=f.id_key, notes=notes,
+            influencers=influencers(side == "up") if f.rollup and influencers else None,
+        )

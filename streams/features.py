@@ -1,0 +1,71 @@
+"""Features of one partition: declarations become windowed series aggregates.
+
+The first of the pipeline's three jobs (features -> scoring -> alert policy): which
+series a declaration counts towards (:mod:`streams.series`), the event-time window
+aggregation feeding them (:mod:`detectors.windows`), the contributions of lanes,
+exporters and consignees to each rollup (:mod:`streams.influence`), and the
+pass-through flows (into a transit hub, and out of it to Russia/Belarus) derived
+from a closed window's lanes. No detector and no alert rule lives here.
+"""
+
+from __future__ import annotations
+
+from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES
+from detectors.windows import ClosedWindow, TumblingWindows
+from streams.config import Settings
+from streams.events import TradeDeclaration
+from streams.influence import InfluenceTracker
+from streams.series import ANY_ORIGIN, SeriesCatalog
+
+__all__ = ["Features", "passthrough_flows"]
+
+
+class Features:
+    """Windows and influence contributions of one partition's series.
+
+    ``catalog`` comes from the settings (not state); ``windows`` and ``influence``
+    are learned state, checkpointed with the pipeline.
+    """
+
+    def __init__(self, settings: Settings, catalog: SeriesCatalog | None = None) -> None:
+        self.catalog = catalog or SeriesCatalog.from_settings(settings)
+        w = settings.windows
+        self.windows = TumblingWindows(
+            size=w.size_seconds, grace=w.grace_seconds, max_empty_windows=w.max_empty_windows,
+            top_k=w.top_k, max_lead=w.max_watermark_lead_seconds,
+            confirmations=w.watermark_confirmations,
+        )
+        self.influence = InfluenceTracker()
+
+    def add(self, d: TradeDeclaration, ts: float) -> bool:
+        """Count ``d`` (event time ``ts``) in its window of every series; False if it is late."""
+        pairs = self.catalog.keys_of(d)
+        if not self.windows.add(ts, [k for k, _ in pairs], d.statistical_value_eur, d.net_mass_kg,
+                                d.declaration_id):
+            return False
+        rollups = [k for k, rollup in pairs if rollup]
+        if rollups:
+            lane = f"hs6:{d.exporter_country}>{d.destination_country}:{d.hs_code[:6]}"
+            self.influence.add(self.windows.window_start(ts), rollups, lane, d.exporter_id,
+                               d.consignee_id, d.statistical_value_eur)
+        return True
+
+
+def passthrough_flows(window: ClosedWindow) -> dict[str, list[float]]:
+    """``passthrough:HUB>RU:hs6`` -> [inflow into the hub, outflow from it to RU/BY], from the lanes.
+
+    Only lane series (one origin) are read: an all-origins series repeats their sums.
+    """
+    flows: dict[str, list[float]] = {}
+    for key, agg in window.aggregates.items():
+        if not key.startswith("hs6:"):
+            continue
+        _, route, hs6 = key.split(":")
+        origin, destination = route.split(">")
+        if origin == ANY_ORIGIN:
+            continue
+        if destination in TRANSIT_COUNTRIES:
+            flows.setdefault(f"passthrough:{destination}>RU:{hs6}", [0.0, 0.0])[0] += agg.value_eur
+        if origin in TRANSIT_COUNTRIES and destination in SANCTIONED_DESTINATIONS:
+            flows.setdefault(f"passthrough:{origin}>RU:{hs6}", [0.0, 0.0])[1] += agg.value_eur
+    return flows

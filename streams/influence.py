@@ -1,0 +1,130 @@
+"""Influencers of a rollup alert: which lanes, exporters and consignees carried it.
+
+A rollup series (all origins into one destination, a CHPL tier, an HS4/HS2 group)
+sums many parts; its alert is only actionable once it names the parts that moved.
+Per open window and rollup series this keeps, for each kind of contributor, the
+value each contributed; per series, each contributor's usual value per window (an
+exponentially weighted mean). A contributor's *excess* is how far this window's
+value is beyond its usual one, in the alert's direction; its ``share`` is its part
+of the summed excess of its kind. Top :data:`TOP` per kind go into the alert.
+
+Memory is bounded like the largest-declarations evidence of a window aggregate:
+at most :data:`CAPACITY` contributors per kind, window and series, kept by the
+Space-Saving rule (a newcomer replaces the smallest and inherits its sum), which
+keeps every contributor worth more than 1/CAPACITY of the total. Plain dicts and
+lists only, so the state codec writes it without an allowlist entry of its own.
+
+>>> t = InfluenceTracker()
+>>> for day in range(60):  # DE ships 100 EUR of chips to KG a day
+...     t.add(float(day), ["tier:*>KG:T1"], "hs6:DE>KG:854231", "DE1", "KG1", 100.0)
+...     t.learn(t.close(float(day)))
+>>> t.add(60.0, ["tier:*>KG:T1"], "hs6:DE>KG:854231", "DE1", "KG1", 100.0)
+>>> t.add(60.0, ["tier:*>KG:T1"], "hs6:LT>KG:854231", "LT9", "KG1", 5000.0)
+>>> now = t.close(60.0)
+>>> [(i.kind, i.value, i.share) for i in t.influencers("tier:*>KG:T1", now, up=True)][:3]
+[('lane', 'hs6:LT>KG:854231', 0.9991), ('lane', 'hs6:DE>KG:854231', 0.0009), ('exporter', 'LT9', 0.9991)]
+"""
+
+from __future__ import annotations
+
+from streams.events import Influencer
+
+__all__ = ["KINDS", "CAPACITY", "TOP", "BASELINE_RATE", "InfluenceTracker"]
+
+#: The kinds of contributor, in the order their sums are kept.
+KINDS: tuple[str, ...] = ("lane", "exporter", "consignee")
+#: Contributors kept per kind, window and series.
+CAPACITY = 16
+#: Influencers of each kind named in an alert.
+TOP = 5
+#: Weight of the newest window in a contributor's usual value (about a 20-window memory).
+BASELINE_RATE = 0.05
+#: Usual values below this many EUR per window are forgotten.
+_FORGET_BELOW = 1.0
+
+#: Per kind (in KINDS order): contributor -> EUR.
+Sums = list[dict[str, float]]
+
+
+def _add(sums: dict[str, float], item: str, value: float) -> None:
+    if item in sums:
+        sums[item] += value
+    elif len(sums) < CAPACITY:
+        sums[item] = value
+    else:  # Space-Saving: the newcomer takes the smallest one's place and count
+        smallest = min(sums, key=sums.__getitem__)
+        sums[item] = sums.pop(smallest) + value
+
+
+class InfluenceTracker:
+    """Contributions per open window and rollup series, and each contributor's usual value."""
+
+    def __init__(self) -> None:
+        #: window start -> rollup series key -> sums per kind.
+        self.open: dict[float, dict[str, Sums]] = {}
+        #: rollup series key -> usual value per window, per kind.
+        self.usual: dict[str, Sums] = {}
+
+    def add(self, window_start: float, keys: list[str], lane: str, exporter: str,
+            consignee: str, value: float) -> None:
+        """Count one declaration's value towards the rollups ``keys`` of its window."""
+        window = self.open.get(window_start)
+        if window is None:
+            window = self.open[window_start] = {}
+        for key in keys:
+            sums = window.get(key)
+            if sums is None:
+                sums = window[key] = [{}, {}, {}]
+            _add(sums[0], lane, value)
+            _add(sums[1], exporter, value)
+            _add(sums[2], consignee, value)
+
+    def close(self, window_start: float) -> dict[str, Sums]:
+        """The contributions of a closed window (and forget them here)."""
+        return self.open.pop(window_start, {})
+
+    def influencers(self, key: str, contributions: dict[str, Sums], up: bool) -> list[Influencer]:
+        """Top contributors of each kind to what ``key`` moved in this window, before :meth:`learn`."""
+        now = contributions.get(key) or [{}, {}, {}]
+        usual = self.usual.get(key) or [{}, {}, {}]
+        out: list[Influencer] = []
+        for kind, seen, before in zip(KINDS, now, usual, strict=True):
+            moved = {}
+            for item in seen.keys() | before.keys():
+                delta = seen.get(item, 0.0) - before.get(item, 0.0)
+                delta = delta if up else -delta
+                if delta > 0:
+                    moved[item] = delta
+            total = sum(moved.values())
+            if total <= 0:
+                continue
+            top = sorted(moved.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
+            out += [Influencer(kind=kind, value=item, share=round(v / total, 4))  # type: ignore[arg-type]
+                    for item, v in top]
+        return out
+
+    def learn(self, contributions: dict[str, Sums]) -> None:
+        """Move every rollup's usual values towards this closed window's (absent ones to 0)."""
+        for key in contributions.keys() | self.usual.keys():
+            now = contributions.get(key) or [{}, {}, {}]
+            usual = self.usual.get(key)
+            if usual is None:
+                usual = self.usual[key] = [{}, {}, {}]
+            for seen, before in zip(now, usual, strict=True):
+                for item in seen.keys() | before.keys():
+                    mean = before.get(item, 0.0)
+                    mean += BASELINE_RATE * (seen.get(item, 0.0) - mean)
+                    if mean >= _FORGET_BELOW:
+                        before[item] = mean
+                    else:
+                        before.pop(item, None)
+                if len(before) > CAPACITY:
+                    for item in sorted(before, key=lambda i: (before[i], i))[: len(before) - CAPACITY]:
+                        del before[item]
+            if not any(usual):
+                del self.usual[key]
+
+    def forget(self, keys: list[str]) -> None:
+        """Drop the usual values of series that are no longer watched."""
+        for key in keys:
+            self.usual.pop(key, None)

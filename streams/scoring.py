@@ -1,0 +1,308 @@
+"""Scoring for one partition: the detectors of every series, scored before they learn.
+
+The second of the pipeline's three jobs (features -> scoring -> alert policy), as
+river keeps a detector apart from the ``ThresholdFilter`` that acts on its scores:
+this module owns the detectors (created per series from pristine prototypes,
+pre-warmed with the partition's history of empty windows, scored then learned,
+judged only once active enough) and hands every score at or over its threshold
+to the alert policy as a :class:`Finding`. Whether a finding is published is
+:mod:`streams.alert_policy`'s decision, never this module's.
+
+What runs where:
+
+* per declaration: the unit-value detector of the declaration's HS chapter, and
+  the novelty detector (one for the partition);
+* per closed window and series: the spike, volume and change-point detectors on
+  the series' statistical value (zero when the series had no declaration);
+* per closed window and (transit country, HS6): the pass-through detector on the
+  inflow into the hub and the outflow from it to Russia/Belarus.
+
+**Direction.** A family's ``direction`` (``[[series]]``) reaches the detectors that
+judge one side only (:data:`ONE_SIDED_KINDS`, as their ``direction`` parameter);
+two-sided detectors score both ways and the alert policy keeps the side asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import time
+from collections.abc import Callable
+from typing import Any
+
+from detectors.base import Detector, Explanation
+from detectors.reference import chpl_tier
+from detectors.registry import build
+from detectors.windows import ClosedWindow, SeriesAggregate
+from streams.config import Settings
+from streams.events import AlertSeries, TradeDeclaration
+from streams.metrics import PipelineMetrics
+from streams.series import SeriesCatalog, series_meta
+
+__all__ = ["DETECTOR_ROLES", "ONE_SIDED_KINDS", "Finding", "Scoring", "TIMING_SAMPLE"]
+
+#: Which input each detector kind consumes.
+DETECTOR_ROLES: dict[str, str] = {
+    "spike": "series",
+    "volume": "series",
+    "changepoint": "series",
+    "passthrough": "passthrough",
+    "unit_value": "declaration",
+    "novelty": "declaration",
+}
+#: Series detector kinds that score one side only: they take the family's direction.
+ONE_SIDED_KINDS = frozenset({"volume"})
+#: Detector time is observed on one call in this many: a histogram observation costs
+#: about as much as a per-declaration detector, and a sample estimates the same quantiles.
+TIMING_SAMPLE = 16
+#: A series first seen after the partition has run for a while starts with up to this
+#: many empty windows learned: zero volume is what the partition observed for it.
+PREWARM_WINDOWS = 30
+#: Weight of the newest window in a series' activity share (about a 20-window memory).
+ACTIVITY_RATE = 0.05
+
+#: ``threshold(detector, series key)``: the alert line, or None when the detector is off there.
+ThresholdOf = Callable[[str, str], "float | None"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finding:
+    """A score at or over its threshold, explained: what the alert policy decides on."""
+
+    detector: str
+    meta: AlertSeries
+    #: The series family's direction; None for pass-through and per-declaration findings.
+    direction: str | None
+    #: The family sums several lanes or products: the alert names influencers.
+    rollup: bool
+    window_start: float
+    explanation: Explanation
+    threshold: float
+    unit: str
+    count: int
+    ids: list[str]
+    #: Replaces the series key in the alert id (per-declaration findings).
+    id_key: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _SeriesState:
+    meta: AlertSeries
+    detectors: dict[str, Detector]
+    last_window: float
+    #: Exponentially weighted share of recent windows with at least one declaration.
+    activity: float = 0.0
+    #: The configured family (``[[series]]`` name); "passthrough" for hub pairs.
+    family: str = ""
+
+
+class Scoring:
+    """The detectors of one partition's series, chapters and declarations.
+
+    ``settings``, ``catalog``, ``metrics`` and the prototypes come from the current
+    configuration and process (transient for the state codec); the detectors'
+    learned state and the series table are what a checkpoint keeps.
+    """
+
+    def __init__(self, settings: Settings, metrics: PipelineMetrics | None = None,
+                 catalog: SeriesCatalog | None = None) -> None:
+        self.catalog = catalog or SeriesCatalog.from_settings(settings)
+        self.rebind(settings, metrics)
+        self._prototypes: dict[str, dict[str, Detector]] = {role: {} for role in set(DETECTOR_ROLES.values())}
+        for name, spec in settings.detectors.items():
+            if spec.enabled:
+                role = DETECTOR_ROLES.get(spec.kind, "series")
+                self._prototypes[role][name] = build(spec.kind, spec.params)
+        #: Untrained detectors, pickled once: unpickling is ~10x faster than river's
+        #: ``clone()`` (which inspects the signature), and new series appear on the hot path.
+        self._pristine = {(name, "up"): pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
+                          for role in self._prototypes.values() for name, d in role.items()}
+        for direction in {f.direction for f in self.catalog.families} - {"up"}:
+            for name in self._prototypes["series"]:
+                spec = settings.detectors[name]
+                if spec.kind in ONE_SIDED_KINDS:
+                    d = build(spec.kind, {**spec.params, "direction": direction})
+                    self._pristine[(name, direction)] = pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
+        self._series: dict[str, _SeriesState] = {}
+        self._passthrough: dict[str, _SeriesState] = {}
+        self._chapter_detectors: dict[tuple[str, str], Detector] = {}
+        self._global_detectors = {
+            n: self._fresh(n) for n in self._prototypes["declaration"]
+            if settings.detectors[n].kind != "unit_value"
+        }
+        self._calls = 0
+        #: Windows with declarations this partition has closed (gaps excluded).
+        self._windows_seen = 0
+        self._min_activity = {n: spec.min_series_activity for n, spec in settings.detectors.items()
+                              if spec.min_series_activity > 0}
+
+    def rebind(self, settings: Settings, metrics: PipelineMetrics | None) -> None:
+        """Attach to this process's settings and metrics (after a restore, too)."""
+        self.settings = settings
+        self.metrics = metrics
+        self._timers = {n: metrics.detector_processing.labels(detector=n)
+                        for n in settings.detectors} if metrics else {}
+
+    def _fresh(self, name: str, direction: str = "up") -> Detector:
+        """A new, untrained detector configured as ``name`` (for a family of ``direction``)."""
+        raw = self._pristine.get((name, direction)) or self._pristine[(name, "up")]
+        return pickle.loads(raw)  # noqa: S301 - our own bytes, never input
+
+    @property
+    def declaration_detectors(self) -> bool:
+        """Whether any per-declaration detector is configured."""
+        return bool(self._prototypes["declaration"])
+
+    @property
+    def has_passthrough(self) -> bool:
+        """Whether any pass-through detector is configured."""
+        return bool(self._prototypes["passthrough"])
+
+    # -- per declaration -------------------------------------------------------------
+
+    def score_declaration(self, d: TradeDeclaration, window_start: float,
+                          threshold: ThresholdOf) -> list[Finding]:
+        """Score and learn ``d`` with the per-declaration detectors."""
+        hs = d.hs_code
+        route = f"{d.exporter_country}>{d.destination_country}"
+        key = f"hs6:{route}:{hs[:6]}"
+        findings = []
+        for name in self._prototypes["declaration"]:
+            if name in self._global_detectors:
+                detector = self._global_detectors[name]
+                x: dict[str, Any] = {"exporter_id": d.exporter_id, "consignee_id": d.consignee_id,
+                                     "route": route, "chpl_tier": chpl_tier(hs) or "",
+                                     "value_eur": d.statistical_value_eur}
+                unit = "EUR"
+            else:  # unit value: one detector per HS chapter
+                detector = self._chapter_detectors.get((name, hs[:2]))
+                if detector is None:
+                    detector = self._chapter_detectors[(name, hs[:2])] = self._fresh(name)
+                x = {"value_eur": d.statistical_value_eur, "net_mass_kg": d.net_mass_kg,
+                     "hs6": hs[:6]}
+                unit = "EUR/kg"
+            line = threshold(name, key)
+            explanation = self._score_and_learn(name, detector, x, line)
+            if explanation is not None and line is not None:
+                findings.append(Finding(
+                    name, series_meta(key), None, False, window_start, explanation, line, unit,
+                    count=1, ids=[d.declaration_id], id_key=f"decl:{d.declaration_id}"))
+        return findings
+
+    # -- per closed window -----------------------------------------------------------
+
+    def score_series(self, window: ClosedWindow, threshold: ThresholdOf) -> list[Finding]:
+        """Score and learn every series' window total (zero for series without declarations)."""
+        size = self.settings.windows.size_seconds
+        history = min(self._windows_seen, PREWARM_WINDOWS)
+        for key in window.aggregates:
+            if key not in self._series:
+                family = self.catalog.family_of(key)
+                detectors = {n: self._fresh(n, family.direction) for n in self._prototypes["series"]}
+                # the partition was live and this series had no declaration: its
+                # history is zeros, and a new route shipping every day is news
+                for i in range(history, 0, -1):
+                    zero = {"value": 0.0, "t": window.start - i * size}
+                    for detector in detectors.values():
+                        detector.learn_one(zero)
+                self._series[key] = _SeriesState(series_meta(key), detectors, window.start,
+                                                  family=family.name)
+        findings = []
+        empty = SeriesAggregate()
+        min_activity = self._min_activity
+        families = {f.name: f for f in self.catalog.families}
+        for key, state in self._series.items():
+            agg = window.aggregates.get(key, empty)
+            if agg.count:
+                state.last_window = window.start
+            x = {"value": agg.value_eur, "t": window.start}
+            family = families[state.family]
+            for name, detector in state.detectors.items():
+                if state.activity < min_activity.get(name, 0.0):
+                    detector.learn_one(x)  # too sparse to judge yet: learn only
+                    continue
+                line = threshold(name, key)
+                explanation = self._score_and_learn(name, detector, x, line)
+                if explanation is not None and line is not None:
+                    findings.append(Finding(
+                        name, state.meta, family.direction, family.is_rollup, window.start,
+                        explanation, line, "EUR", count=agg.count, ids=agg.top_declarations()))
+            state.activity += ACTIVITY_RATE * ((1.0 if agg.count else 0.0) - state.activity)
+        self._windows_seen += 1
+        return findings
+
+    def score_passthrough(self, window: ClosedWindow, flows: dict[str, list[float]],
+                          threshold: ThresholdOf) -> list[Finding]:
+        """Score and learn every hub pair's inflow and outflow in this window."""
+        protos = self._prototypes["passthrough"]
+        if not protos:
+            return []
+        for key in flows:
+            if key not in self._passthrough:
+                self._passthrough[key] = _SeriesState(
+                    series_meta(key), {n: self._fresh(n) for n in protos}, window.start,
+                    family="passthrough")
+        findings = []
+        for key, state in self._passthrough.items():
+            inflow, outflow = flows.get(key, (0.0, 0.0))
+            if inflow or outflow:
+                state.last_window = window.start
+            x = {"inflow": inflow, "outflow": outflow, "t": window.start}
+            for name, detector in state.detectors.items():
+                line = threshold(name, key)
+                explanation = self._score_and_learn(name, detector, x, line)
+                if explanation is not None and line is not None:
+                    findings.append(Finding(name, state.meta, None, False, window.start,
+                                            explanation, line, "EUR", count=0, ids=[]))
+        return findings
+
+    def _score_and_learn(self, name: str, detector: Detector, x: dict[str, Any],
+                         threshold: float | None) -> Explanation | None:
+        """Score, explain if over threshold, learn; time one call in ``TIMING_SAMPLE``."""
+        self._calls += 1
+        timed = self.metrics is not None and self._calls % TIMING_SAMPLE == 0
+        started = time.perf_counter() if timed else 0.0
+        score = detector.score_one(x)
+        explanation = detector.explain_one(x) if threshold is not None and score >= threshold else None
+        detector.learn_one(x)
+        if timed:
+            self._timers[name].observe(time.perf_counter() - started)
+        return explanation
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    def evict(self, window_start: float) -> list[str]:
+        """Forget series without an event for ``idle_series_windows``; their keys."""
+        horizon = window_start - self.settings.windows.idle_series_windows * self.settings.windows.size_seconds
+        evicted = []
+        for table in (self._series, self._passthrough):
+            stale = [k for k, s in table.items() if s.last_window < horizon]
+            for k in stale:
+                del table[k]
+            evicted += stale
+        return evicted
+
+    def series_counts(self) -> dict[str, int]:
+        """Series with detector state, by family (``passthrough`` for the hub pairs)."""
+        counts = dict.fromkeys(self.catalog.names, 0)
+        for state in self._series.values():
+            counts[state.family] = counts.get(state.family, 0) + 1
+        counts["passthrough"] = len(self._passthrough)
+        return counts
+
+    def state_bytes_by_detector(self, sample: int = 50) -> dict[str, float]:
+        """Estimated total state bytes per detector, from a sample of series (pickling is slow)."""
+        totals: dict[str, float] = {}
+        for table in (self._series, self._passthrough):
+            states = list(table.values())
+            if not states:
+                continue
+            picked = states[:: max(1, len(states) // sample)]
+            for name in picked[0].detectors:
+                mean = sum(s.detectors[name].state_bytes() for s in picked) / len(picked)
+                totals[name] = totals.get(name, 0.0) + mean * len(states)
+        for (name, _), detector in self._chapter_detectors.items():
+            totals[name] = totals.get(name, 0.0) + detector.state_bytes()
+        for name, detector in self._global_detectors.items():
+            totals[name] = totals.get(name, 0.0) + detector.state_bytes()
+        return totals
