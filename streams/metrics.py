@@ -65,6 +65,7 @@ class PipelineMetrics:
     idle_closes: Counter
     watermark_outliers: Counter
     alerts_published: Counter
+    incidents_published: Counter
     alerts_suppressed: Counter
     publish_failures: Counter
     publish_blocked: Gauge
@@ -130,6 +131,11 @@ class PipelineMetrics:
             alerts_published=Counter(
                 "tradewatch_alerts_published", "Alerts written to the alert topic.",
                 ["detector", "severity", "transit_country", "chpl_tier"], registry=r),
+            incidents_published=Counter(
+                "tradewatch_incidents_published",
+                "Incidents (new or revised) written to the incident topic: one window's alerts "
+                "on one destination and goods family.",
+                ["severity", "transit_country", "chpl_tier"], registry=r),
             alerts_suppressed=Counter(
                 "tradewatch_alerts_suppressed",
                 "Scores over threshold not published (cooldown or below min severity).",
@@ -209,8 +215,13 @@ class PipelineMetrics:
             m.state_saves.labels(outcome=outcome)
         for reason in REJECT_REASONS:
             m.declarations_rejected.labels(reason=reason)
-        for kind in ("alert", "dead_letter", "state"):
+        for kind in ("alert", "incident", "dead_letter", "state"):
             m.publish_failures.labels(kind=kind)
+        for severity in SEVERITY_LEVELS:
+            for country in countries:
+                for tier in tiers:
+                    m.incidents_published.labels(severity=severity, transit_country=country,
+                                                 chpl_tier=tier)
         for level in [*levels, "passthrough"]:
             m.windows_closed.labels(level=level)
             m.active_series.labels(level=level)

@@ -30,14 +30,14 @@ from typing import Any
 
 from detectors.base import Detector
 from detectors.calibration import SEVERITY_LEVELS
-from detectors.calibration import severity as severity_of
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES, chpl_tier
 from detectors.registry import build
 from detectors.windows import ClosedWindow, SeriesAggregate, TumblingWindows
-from streams.alerts import make_alert, transit_country_of
+from streams.alerts import alert_severity, make_alert, transit_country_of
 from streams.config import Settings
 from streams.dedup import SeenIds
 from streams.events import AlertSeries, TradeAlert, TradeDeclaration
+from streams.incidents import IncidentGrouper
 from streams.metrics import PipelineMetrics
 
 __all__ = ["PartitionPipeline", "DETECTOR_ROLES", "series_keys"]
@@ -170,6 +170,9 @@ class PartitionPipeline:
         self._catchup_until = -math.inf
         #: Event time of the last accepted declaration (the worker's gauge reads it).
         self.last_event_ts = 0.0
+        #: This partition's alerts grouped into incidents; fed by the worker's record
+        #: handler, kept here so that it is checkpointed with the windows it follows.
+        self.incidents = IncidentGrouper()
 
     # -- checkpointing (streams.checkpoint) -------------------------------------------
 
@@ -386,7 +389,7 @@ class PartitionPipeline:
             if self.metrics:
                 self.metrics.alerts_suppressed.labels(detector=name, reason="cooldown").inc()
             return None
-        severity = severity_of(explanation.score, meta.chpl_tier if meta.chpl_tier != "none" else "")
+        severity = alert_severity(explanation, meta.chpl_tier, unit)
         notes: dict[str, float | int | str] = {}
         if window_start < self._catchup_until:
             # a backlog arriving after an upstream outage looks like a spike everywhere

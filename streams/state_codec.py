@@ -150,6 +150,7 @@ def _allowlist() -> dict[str, _Kind]:
     from detectors.windows import SeriesAggregate, TumblingWindows
     from streams.dedup import SeenIds
     from streams.events import AlertSeries
+    from streams.incidents import IncidentGrouper
     from streams.pipeline import _SeriesState
 
     kinds = [
@@ -163,6 +164,7 @@ def _allowlist() -> dict[str, _Kind]:
         _Kind(AlertSeries),
         _Kind(_KeyFilter),
         _Kind(OnlineTailCalibrator, sample=OnlineTailCalibrator),
+        _Kind(IncidentGrouper, sample=IncidentGrouper),
     ]
     kinds += [_Kind(cls, sample=cls) for cls in DETECTOR_KINDS.values()]
     # detectors composed from parts (the spike detector's baseline, extremity, novelty)

@@ -60,6 +60,8 @@ def _feed(m: PipelineMetrics, stop: threading.Event) -> None:
         m.alerts_published.labels(detector="novelty", severity="low", transit_country="TR",
                                   chpl_tier="2").inc()
         m.alerts_suppressed.labels(detector="spike", reason="cooldown").inc()
+        m.incidents_published.labels(severity="critical", transit_country="KG",
+                                     chpl_tier="1").inc()
         m.event_to_alert_latency.observe(0.3)
         m.event_to_alert_latency.observe(2.0)
         m.record_processing.observe(4e-5)
