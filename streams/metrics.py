@@ -271,7 +271,8 @@ class _NullMetric:
 class AlertBoard:
     """The latest alerted series as gauges, at most ``capacity`` of them.
 
-    ``tradewatch_alert_score`` holds each series' latest alert score and
+    ``tradewatch_alert_score`` holds each series' latest alert score,
+    ``tradewatch_alert_surprise`` its ranking figure (scores saturate, it does not) and
     ``tradewatch_alert_timestamp_seconds`` when it fired, so Grafana can list the
     top and the latest series. When full, the least recently alerted series is
     removed from the registry: cardinality stays bounded.
@@ -284,13 +285,17 @@ class AlertBoard:
         self._score = Gauge("tradewatch_alert_score",
                             "Latest alert score (0-1) of a recently alerted series.",
                             self.LABELS, registry=registry)
+        self._surprise = Gauge("tradewatch_alert_surprise",
+                               "Latest alert surprise (-log10 p, unsaturated: the ranking "
+                               "figure) of a recently alerted series.",
+                               self.LABELS, registry=registry)
         self._when = Gauge("tradewatch_alert_timestamp_seconds",
                            "Wall-clock time of a recently alerted series' latest alert.",
                            self.LABELS, registry=registry)
         self._entries: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
 
     def record(self, *, series: str, detector: str, severity: str, transit_country: str,
-               chpl_tier: str, score: float, at: float) -> None:
+               chpl_tier: str, score: float, at: float, surprise: float = 0.0) -> None:
         key = (series, detector)
         old = self._entries.pop(key, None)
         if old is not None:
@@ -298,6 +303,7 @@ class AlertBoard:
         labels = (series, detector, severity, transit_country, chpl_tier)
         self._entries[key] = labels
         self._score.labels(*labels).set(score)
+        self._surprise.labels(*labels).set(surprise)
         self._when.labels(*labels).set(at)
         while len(self._entries) > self.capacity:
             _, evicted = self._entries.popitem(last=False)
@@ -305,4 +311,5 @@ class AlertBoard:
 
     def _remove(self, labels: tuple[str, ...]) -> None:
         self._score.remove(*labels)
+        self._surprise.remove(*labels)
         self._when.remove(*labels)

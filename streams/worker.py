@@ -278,7 +278,8 @@ class RecordHandler:
             m.event_to_alert_latency.observe(max(0.0, now - item.arrival))
             m.board.record(series=a.series.key, detector=a.detector, severity=a.severity,
                            transit_country=a.series.transit_country,
-                           chpl_tier=a.series.chpl_tier, score=a.score, at=now)
+                           chpl_tier=a.series.chpl_tier, score=a.score, at=now,
+                           surprise=a.surprise)
 
     def _alerts_out(self, pipeline: PartitionPipeline, alerts: list[TradeAlert], arrival: float,
                     now: float, *, closed: bool) -> list[Outgoing]:
