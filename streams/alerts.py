@@ -64,7 +64,7 @@ def incident_id(window_start: float, destination: str, family: str) -> str:
 
 
 def goods_family(series: AlertSeries) -> str:
-    """The goods family an alert's series belongs to: ``T<tier>`` for CHPL goods, else ``HS<chapter>``.
+    """An alert's goods family: ``T<tier>`` for CHPL goods, else ``HS<chapter>``.
 
     >>> goods_family(AlertSeries("tier:*>KG:T1", "tier", "*", "KG", "KG", "T1", "1"))
     'T1'

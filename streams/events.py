@@ -1,4 +1,4 @@
-"""The wire contracts: ``TradeDeclaration`` in, ``TradeAlert`` and ``TradeIncident`` out, versioned JSON.
+"""The wire contracts: ``TradeDeclaration`` in, ``TradeAlert``/``TradeIncident`` out, versioned JSON.
 
 A declaration carries the data elements of an EU export declaration (SAD boxes in
 brackets; see ``streams/schemas/trade_declaration.v1.json`` for producers outside

@@ -146,7 +146,9 @@ def _short(value: float) -> str:
     return f"{value:.0f}"
 
 
-def build_incident(alerts: Iterable[TradeAlert], *, revision: int, emitted_at: float) -> TradeIncident:
+def build_incident(
+    alerts: Iterable[TradeAlert], *, revision: int, emitted_at: float
+) -> TradeIncident:
     """The incident of alerts sharing one window, destination and goods family.
 
     Members are de-duplicated by ``alert_id``; the result does not depend on their
@@ -245,7 +247,8 @@ class IncidentGrouper:
                 alert = _alert_decoder.decode(raw)
                 groups.setdefault(_key(alert), []).append(alert)
             for (destination, family), alerts in sorted(groups.items()):
-                incident = self._publish(incident_id(start, destination, family), start, alerts, now)
+                ident = incident_id(start, destination, family)
+                incident = self._publish(ident, start, alerts, now)
                 if incident is not None:
                     out.append(incident)
         self._evict()

@@ -46,7 +46,8 @@ class OfflineResult:
         """The highest revision of each incident, oldest window first."""
         latest: dict[str, TradeIncident] = {}
         for incident in self.incidents:
-            if incident.incident_id not in latest or incident.revision > latest[incident.incident_id].revision:
+            known = latest.get(incident.incident_id)
+            if known is None or incident.revision > known.revision:
                 latest[incident.incident_id] = incident
         return sorted(latest.values(), key=lambda i: (i.window_start, -i.surprise, i.incident_id))
 

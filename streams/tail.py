@@ -73,7 +73,8 @@ class AlertFilter:
 
     def __post_init__(self) -> None:
         if self.min_severity not in _RANK:
-            raise ValueError(f"unknown severity {self.min_severity!r}; valid: {list(SEVERITY_LEVELS)}")
+            raise ValueError(
+                f"unknown severity {self.min_severity!r}; valid: {list(SEVERITY_LEVELS)}")
 
     def accepts_severity(self, severity: str) -> bool:
         return _RANK[severity] >= _RANK[self.min_severity]
@@ -133,8 +134,8 @@ def format_alert(alert: TradeAlert) -> str:
     ids = ", ".join(alert.evidence.declaration_ids[:3])
     return (
         f"[{_BADGE[alert.severity]}] {alert.window_start:%Y-%m-%d} {alert.detector:<10} "
-        f"{alert.score:.2f}  surprise {alert.surprise:5.1f}  excess {_short(alert.excess_eur)} EUR  "
-        f"{alert.summary}\n"
+        f"{alert.score:.2f}  surprise {alert.surprise:5.1f}  "
+        f"excess {_short(alert.excess_eur)} EUR  {alert.summary}\n"
         f"       {alert.evidence.declaration_count} declarations, e.g. {ids}  "
         f"(alert_id {alert.alert_id})"
     )

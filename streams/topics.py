@@ -4,7 +4,7 @@ Topics (default names, all overridable)::
 
     trade.declarations      4 partitions, 7 days   the input: one JSON trade declaration per record
     trade.alerts            4 partitions, 30 days  the output: one record per detector alert
-    trade.incidents         4 partitions, 90 days  one record per incident (revision): alerts grouped
+    trade.incidents         4 partitions, 90 days  one record per incident (revision)
     trade.declarations.dlq  1 partition,  30 days  records the worker could not decode or validate
     <group>.state-changelog 4 partitions, compacted  each partition's detector state (streams.state_store)
 
@@ -186,7 +186,8 @@ def default_topic_specs(
     return specs
 
 
-def pipeline_topic_specs(topics: TopicSettings, consumer_group: str | None = None) -> list[TopicSpec]:
+def pipeline_topic_specs(topics: TopicSettings,
+                         consumer_group: str | None = None) -> list[TopicSpec]:
     """:func:`default_topic_specs` for the configured ``[topics]``."""
     return default_topic_specs(topics.declarations, topics.dlq, topics.alerts, topics.partitions,
                                consumer_group=consumer_group, incidents=topics.incidents)

@@ -3,8 +3,9 @@
 :class:`RecordHandler` turns one consumed record into outgoing messages: alerts
 for ``trade.alerts``, incidents for ``trade.incidents`` (the alerts of a window
 that has closed, grouped by destination and goods family, :mod:`streams.incidents`)
-and, for anything it cannot use, a dead letter for ``trade.declarations.dlq``. It never raises on input: an unexpected exception
-while processing a record dead-letters that record with reason ``invalid_field``
+and, for anything it cannot use, a dead letter for ``trade.declarations.dlq``. It
+never raises on input: an unexpected exception while processing a record
+dead-letters that record with reason ``invalid_field``
 and the exception text, and the worker carries on (faust agents that raise die
 silently, faust-streaming/faust#175). ``tradewatch replay`` runs the same
 handler (:mod:`streams.offline`), so a file replayed offline dead-letters exactly
@@ -187,7 +188,8 @@ class RecordHandler:
                 self.metrics.idle_closes.inc()
                 log.info("idle close of %s[%d]: caught up and quiet for %.0f s", tp[0], tp[1],
                          self._catch_up.quiet_seconds)
-            out.extend(self._alerts_out(pipeline, alerts, self._catch_up.last_record(tp) or now, now,
+            arrival = self._catch_up.last_record(tp) or now
+            out.extend(self._alerts_out(pipeline, alerts, arrival, now,
                                         closed=pipeline.windows_closed > closed_before))
         if self._last_processed_at:
             self.metrics.last_event_timestamp.set(self._last_event_ts)

@@ -360,7 +360,8 @@ def test_anomaly_panels_filter_on_the_template_variables(
     assert names >= {"transit_country", "chpl_tier", "instance"}
     for var in d["templating"]["list"]:
         assert var["query"]["query"].startswith("label_values(")
-    labelled = ("tradewatch_alerts_published", "tradewatch_alert_score", "tradewatch_alert_surprise",
+    labelled = ("tradewatch_alerts_published", "tradewatch_alert_score",
+                "tradewatch_alert_surprise",
                 "tradewatch_alert_timestamp", "tradewatch_incidents_published")
     checked = 0
     for panel in _panels(d["panels"]):

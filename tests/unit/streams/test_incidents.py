@@ -82,7 +82,8 @@ def test_one_windows_kyrgyz_tier1_alerts_are_one_incident() -> None:
     grouper = IncidentGrouper()
     grouper.add(kyrgyz_tier1())
     (incident,) = grouper.close(closed, now=W + DAY)
-    assert (incident.destination_country, incident.goods_family, incident.chpl_tier) == ("KG", "T1", "1")
+    assert (incident.destination_country, incident.goods_family) == ("KG", "T1")
+    assert incident.chpl_tier == "1"
     assert incident.transit_country == "KG"
     assert incident.detectors == ["passthrough", "spike", "volume"]
     assert len(incident.members) == 6 and incident.revision == 1
@@ -100,7 +101,8 @@ def test_two_destinations_make_two_incidents() -> None:
     grouper.add([alert("volume", "tier:DE>KG:T1"), alert("volume", "tier:DE>KZ:T1"),
                  alert("spike", "hs6:IT>KZ:854231")])
     incidents = grouper.close(closed, now=W + DAY)
-    assert sorted((i.destination_country, len(i.members)) for i in incidents) == [("KG", 1), ("KZ", 2)]
+    members = sorted((i.destination_country, len(i.members)) for i in incidents)
+    assert members == [("KG", 1), ("KZ", 2)]
     assert len({i.incident_id for i in incidents}) == 2
 
 
@@ -161,7 +163,7 @@ def test_an_open_windows_per_declaration_alerts_wait_for_its_close() -> None:
     assert not grouper.has_pending
 
 
-def test_a_late_member_republishes_with_a_higher_revision_and_nothing_new_publishes_nothing() -> None:
+def test_a_late_member_republishes_with_a_higher_revision_and_nothing_new_nothing() -> None:
     grouper = IncidentGrouper()
     first, *rest = kyrgyz_tier1()
     grouper.add([first])
@@ -204,7 +206,8 @@ def test_influencers_reported_by_alerts_are_merged_by_excess() -> None:
     a = msgspec.structs.replace(a, evidence=Evidence({}, [Influencer("lane", "DE>KG", 0.75),
                                                           Influencer("lane", "PL>KG", 0.25)]))
     b = msgspec.structs.replace(b, evidence=Evidence({}, [Influencer("lane", "PL>KG", 1.0)]))
-    shares = {i.value: i.share for i in build_incident([a, b], revision=1, emitted_at=0).influencers}
+    incident = build_incident([a, b], revision=1, emitted_at=0)
+    shares = {i.value: i.share for i in incident.influencers}
     assert shares == {"DE>KG": pytest.approx(0.6), "PL>KG": pytest.approx(0.4)}
 
 
