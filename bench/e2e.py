@@ -40,7 +40,7 @@ from streams.events import TradeDeclaration, encode
 from streams.harness import RunningWorker, private_settings, running_worker
 from streams.keys import record_key
 from streams.produce import produce_records
-from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
+from streams.topics import changelog_topic, delete_topics, ensure_topics, pipeline_topic_specs
 
 _ORIGINS = ["DE", "IT", "PL", "FR", "NL", "CN", "US", "CZ"]
 _DESTS = ["KZ", "KG", "AM", "GE", "UZ", "AE", "TR", "RU", "BY", "RS"]
@@ -123,7 +123,7 @@ def run(messages: int, rate: float, latency_messages: int,
     with tempfile.TemporaryDirectory() as tmp:
         settings, toml = private_settings(bootstrap, base)
         t = settings.topics
-        ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
+        ensure_topics(bootstrap, pipeline_topic_specs(t))
         produced = produce(bootstrap, t.declarations,
                            declarations(messages, seconds_per_record=20.0), key_of=record_key)
         aio = consume_aiokafka(bootstrap, t.declarations, produced.messages)
@@ -144,7 +144,8 @@ def run(messages: int, rate: float, latency_messages: int,
             throughput[f"pipeline_{engine}_over_kafka_python"] = round(rate_ / kpy.msgs_per_s, 3)
         out["throughput"] = throughput
         groups = [f"{settings.kafka.consumer_group}-{engine}" for engine in engines]
-        delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, *map(changelog_topic, groups)])
+        delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents,
+                                  *map(changelog_topic, groups)])
 
         settings, toml = private_settings(bootstrap, base)
         with running_worker(toml, settings, Path(tmp) / "latency") as worker:

@@ -47,7 +47,7 @@ from streams.harness import (
     running_worker,
 )
 from streams.produce import produce_records
-from streams.topics import default_topic_specs, ensure_topics
+from streams.topics import ensure_topics, pipeline_topic_specs
 
 LAG = "tradewatch_consumer_lag_messages"
 CONSUMED = "tradewatch_declarations_consumed_total"
@@ -162,7 +162,7 @@ def find_max(bootstrap: str, messages: int = 60_000) -> dict[str, object]:
     """The worker's throughput on a backlog: first to last record processed, from /metrics."""
     settings, toml = private_settings(bootstrap, DEFAULT_CONFIG_PATH.read_text())
     t = settings.topics
-    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions))
+    ensure_topics(bootstrap, pipeline_topic_specs(t))
     produce_records(declarations(messages, seconds_per_record=86_400.0 / 2000),
                     bootstrap=bootstrap, topic=t.declarations, progress=False)
     with tempfile.TemporaryDirectory() as tmp, running_worker(toml, settings, Path(tmp)) as worker:

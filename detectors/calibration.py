@@ -39,6 +39,17 @@ What reaches the alarm line (0.5), detector by detector:
 :func:`update_robust_level` is the robust running centre/scale every detector here
 uses for its baselines (a few floats of state).
 
+Ranking
+-------
+Thresholds sit where the logistic is flat (0.99 is ``z = 5.3``), so published
+scores all read 0.99-1.00 and cannot order alerts. Every alert therefore also
+carries an unsaturated ranking figure, its **surprise**: ``-log10 p`` where ``p``
+is the one-sided standard-normal upper tail of the detector's z-equivalent
+(:func:`evidence_z`, :func:`surprise_of_z`). Read it as "one in ``10**surprise``":
+the alarm line ``z = 3`` is 2.87, ``z = 5`` is 6.54, ``z = 10`` is 23.1. It is a
+monotone function of the same evidence the score is (a larger z never ranks
+lower) and it keeps growing where the score has long reached 1.00.
+
 >>> round(z_to_score(3.0), 3)
 0.5
 >>> round(score_to_z(z_to_score(4.2)), 6)
@@ -52,12 +63,20 @@ from __future__ import annotations
 import bisect
 import collections
 import math
+from collections.abc import Mapping
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "SIGMA_PER_MEAN_ABS_DEV",
     "SEVERITY_LEVELS",
+    "SURPRISE_ALARM",
+    "SURPRISE_HIGH",
+    "SURPRISE_CRITICAL",
+    "MATERIAL_EXCESS_EUR",
+    "evidence_z",
+    "excess_above",
+    "surprise_of_z",
     "Z_ALARM",
     "Z_PER_LOG_RATIO",
     "OnlineTailCalibrator",
@@ -86,20 +105,19 @@ SIGMA_PER_MEAN_ABS_DEV = math.sqrt(math.pi / 2.0)
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_LEVELS: tuple[Severity, ...] = ("low", "medium", "high", "critical")
-#: Lower score bound of each level above "low" (score < 0.5 is always "low").
-_SEVERITY_BANDS: tuple[tuple[float, Severity], ...] = (
-    (0.95, "critical"),
-    (0.8, "high"),
-    (0.5, "medium"),
-)
 #: Tiers whose goods have the strongest official weight (BIS / E5 "highest priority").
 _BUMPED_TIERS = frozenset({"1", "2"})
 _CHPL_TIERS = frozenset({"1", "2", "3A", "3B", "4A", "4B"})
-#: A non-CHPL observation needs at least this score to reach "medium".
-_NON_CHPL_EXTREME = 0.99
 
 _NORMAL = NormalDist()
 _exp = math.exp
+_SQRT2 = math.sqrt(2.0)
+_LN10 = math.log(10.0)
+_LN_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+#: Above this z the tail comes from its asymptotic series (erfc underflows near 38).
+_Z_ASYMPTOTIC = 30.0
+#: z beyond which the surprise stops growing: keeps the figure finite.
+_Z_SURPRISE_CAP = 1e4
 
 
 def z_to_score(z: float) -> float:
@@ -167,38 +185,161 @@ def tail_probability_to_score(p: float) -> float:
     return z_to_score(_NORMAL.inv_cdf(1.0 - p) if p > 1e-15 else -_NORMAL.inv_cdf(p))
 
 
-def severity(score: float, chpl_tier: str | None) -> Severity:
-    """Analyst label for a calibrated score and the goods' CHPL tier.
+def surprise_of_z(z: float) -> float:
+    """``-log10`` of the one-sided standard-normal upper tail beyond ``z``: the ranking figure.
 
-    The rule, in order:
+    Strictly increasing in ``z`` and never saturating: the tail is computed from
+    ``erfc`` up to ``z = 30`` and from its asymptotic (Mills-ratio) series beyond,
+    where ``erfc`` would underflow. ``-inf`` and NaN (no evidence) give 0; ``z`` is
+    capped at ``1e4`` (a surprise of about 2.2e7) so the figure stays finite JSON.
 
-    1. Score bands: below 0.5 "low", then "medium" from 0.5, "high" from 0.8,
-       "critical" from 0.95.
+    >>> [round(surprise_of_z(z), 2) for z in (0.0, 3.0, 5.0, 10.0, 40.0)]
+    [0.3, 2.87, 6.54, 23.12, 349.44]
+    >>> surprise_of_z(-math.inf), surprise_of_z(math.nan)
+    (0.0, 0.0)
+    """
+    if z != z or z == -math.inf:
+        return 0.0
+    z = min(z, _Z_SURPRISE_CAP)
+    if z < _Z_ASYMPTOTIC:
+        return -math.log10(0.5 * math.erfc(z / _SQRT2))
+    # ln Q(z) = -z^2/2 - ln z - ln sqrt(2 pi) + ln(1 - 1/z^2 + 3/z^4 - 15/z^6 ...)
+    inv2 = 1.0 / (z * z)
+    series = 1.0 - inv2 + 3.0 * inv2 * inv2 - 15.0 * inv2 ** 3
+    ln_q = -0.5 * z * z - math.log(z) - _LN_SQRT_2PI + math.log(series)
+    return -ln_q / _LN10
+
+
+#: Surprise of the alarm line ``z = 3`` (2.87): the lowest "medium".
+SURPRISE_ALARM = surprise_of_z(Z_ALARM)
+#: Lowest "high": one in 100 000 (``z`` about 4.26).
+SURPRISE_HIGH = 5.0
+#: Lowest "critical": one in ten billion (``z`` about 6.36).
+SURPRISE_CRITICAL = 10.0
+#: A non-CHPL observation needs this surprise (about a score of 0.99) to reach "medium".
+SURPRISE_NON_CHPL = 7.0
+_SURPRISE_BANDS: tuple[tuple[float, Severity], ...] = (
+    (SURPRISE_CRITICAL, "critical"),
+    (SURPRISE_HIGH, "high"),
+    (SURPRISE_ALARM, "medium"),
+)
+#: Excess value (EUR above the expected range) below which an alert is at most
+#: "medium", and at most "high": a surge of a few thousand euros is improbable,
+#: perhaps, but not what an analyst should read first.
+MATERIAL_EXCESS_EUR: tuple[float, float] = (10_000.0, 100_000.0)
+
+
+def evidence_z(score: float, details: Mapping[str, Any]) -> float:
+    """The z-equivalent behind a detector's score, unsaturated where the detector exposes it.
+
+    Read from the explanation's ``details``, in this order:
+
+    1. ``evidence_z`` (pass-through: the combined evidence of both legs);
+    2. ``cusum_up``/``cusum_down`` with ``threshold`` (change point: its score is
+       ``z_to_score(3 * cusum / threshold)``, so that is its z);
+    3. ``z``, as a magnitude (spike, volume's compound evidence, unit value, whose
+       drops and undervaluations are evidence too);
+
+    and never below ``score_to_z(score)``, the z the published score itself
+    implies. That inverse is exact until the score saturates near ``z = 21``,
+    so it covers detectors without a z of their own (novelty, HalfSpaceTrees on
+    unit values) and keeps the figure monotone in the score.
+
+    >>> evidence_z(0.5, {})
+    3.0
+    >>> evidence_z(1.0, {"z": 40.0})
+    40.0
+    >>> evidence_z(1.0, {"cusum_up": 50.0, "cusum_down": 0.0, "threshold": 5.0, "z": 2.0})
+    30.0
+    """
+    z = score_to_z(score) if score > 0.0 else -math.inf
+    found: Any = details.get("evidence_z")
+    if found is None and "threshold" in details and "cusum_up" in details:
+        threshold = details["threshold"]
+        stat = max(details.get("cusum_up") or 0.0, details.get("cusum_down") or 0.0)
+        found = Z_ALARM * stat / threshold if threshold else None
+    elif found is None:
+        found = details.get("z")
+    if isinstance(found, bool) or not isinstance(found, int | float) or found != found:
+        return z
+    found = float(found)
+    if found == -math.inf:  # "no evidence yet" (a detector in its warm-up)
+        return z
+    return max(z, abs(found))
+
+
+def excess_above(observed: float, expected_high: float) -> float:
+    """How far ``observed`` lies above the upper end of the expected range; 0 inside it.
+
+    Non-negative by construction, and 0 when either number is missing (no
+    baseline yet: no range to exceed).
+
+    >>> excess_above(150_000.0, 100_000.0), excess_above(90_000.0, 100_000.0)
+    (50000.0, 0.0)
+    >>> excess_above(5.0, math.nan)
+    0.0
+    """
+    if not (math.isfinite(observed) and math.isfinite(expected_high)):
+        return 0.0
+    return max(0.0, observed - expected_high)
+
+
+def severity(
+    score: float,
+    chpl_tier: str | None,
+    *,
+    surprise: float | None = None,
+    excess_eur: float | None = None,
+) -> Severity:
+    """Analyst label from the evidence's magnitude and the goods' CHPL tier together.
+
+    ``surprise`` is the ranking figure (``-log10 p``, see :func:`surprise_of_z`);
+    without it, it is derived from ``score``. ``excess_eur`` is the value above the
+    expected range, for evidence in EUR (``None`` for unit values, EUR/kg). The
+    rule, in order:
+
+    1. Magnitude bands on the surprise: below :data:`SURPRISE_ALARM` (2.87, the
+       alarm line ``z = 3``) "low"; then "medium"; "high" from
+       :data:`SURPRISE_HIGH` (5: one in 100 000); "critical" from
+       :data:`SURPRISE_CRITICAL` (10: one in ten billion).
     2. Tier "1" or "2" goods (the nine highest-priority HS codes): one level up,
-       but only for scores at or above the alarm line 0.5, and never above
-       "critical".
-    3. Non-CHPL goods (``chpl_tier`` is ``None`` or ``""``): "low", unless the
-       score is extreme (>= 0.99), which gives "medium".
+       only at or above the alarm line, never above "critical".
+    3. Materiality, when the excess is known: below ``MATERIAL_EXCESS_EUR[0]``
+       (10 kEUR) at most "medium", below ``MATERIAL_EXCESS_EUR[1]`` (100 kEUR) at
+       most "high". Improbable but small money does not page anyone.
+    4. Non-CHPL goods (``chpl_tier`` ``None`` or ``""``): "low", or "medium" when
+       the surprise reaches :data:`SURPRISE_NON_CHPL` (7, about a score of 0.99).
 
     Tiers 3A to 4B use the bands unchanged. An unknown tier raises ``ValueError``.
 
     >>> severity(0.3, "1"), severity(0.85, "3A"), severity(0.96, "2"), severity(0.995, "")
-    ('low', 'high', 'critical', 'medium')
+    ('low', 'medium', 'critical', 'medium')
+    >>> severity(1.0, "1", surprise=40.0, excess_eur=2e6)
+    'critical'
+    >>> severity(1.0, "1", surprise=40.0, excess_eur=4e3)
+    'medium'
     """
+    if surprise is None:
+        surprise = surprise_of_z(score_to_z(score)) if score > 0.0 else 0.0
     if chpl_tier is None or chpl_tier == "":
-        return "medium" if score >= _NON_CHPL_EXTREME else "low"
+        return "medium" if surprise >= SURPRISE_NON_CHPL else "low"
     if chpl_tier not in _CHPL_TIERS:
         raise ValueError(
             f"unknown CHPL tier {chpl_tier!r}; valid tiers are {sorted(_CHPL_TIERS)} "
             "or None/'' for goods not on the list"
         )
     level = 0
-    for bound, name in _SEVERITY_BANDS:
-        if score >= bound:
+    for bound, name in _SURPRISE_BANDS:
+        if surprise >= bound:
             level = SEVERITY_LEVELS.index(name)
             break
     if level > 0 and chpl_tier in _BUMPED_TIERS:
         level = min(level + 1, len(SEVERITY_LEVELS) - 1)
+    if excess_eur is not None:
+        for bound, cap in zip(MATERIAL_EXCESS_EUR, (1, 2), strict=True):
+            if excess_eur < bound:
+                level = min(level, cap)
+                break
     return SEVERITY_LEVELS[level]
 
 

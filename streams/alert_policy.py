@@ -4,7 +4,8 @@ The third of the pipeline's three jobs (features -> scoring -> alert policy), as
 river's ``ThresholdFilter`` acts on a detector's scores without being the detector:
 thresholds with their per-series overrides, the series family's direction, the
 minimum evidence of a series alert, the scope (CHPL goods only), the cooldown per
-detector and series, severity (from score and CHPL tier), the cap after an upstream
+detector and series, severity (from the ranking figures and the CHPL tier,
+:func:`streams.alerts.alert_severity`), the cap after an upstream
 data gap, and the minimum severity published. Every finding it turns down is
 counted in ``tradewatch_alerts_suppressed`` with its reason.
 """
@@ -17,9 +18,8 @@ from collections.abc import Callable
 
 from detectors.base import Explanation
 from detectors.calibration import SEVERITY_LEVELS
-from detectors.calibration import severity as severity_of
 from detectors.windows import ClosedWindow
-from streams.alerts import make_alert
+from streams.alerts import alert_severity, make_alert
 from streams.config import Settings
 from streams.events import Influencer, TradeAlert
 from streams.metrics import PipelineMetrics
@@ -111,7 +111,7 @@ class AlertPolicy:
         if f.id_key is None and last is not None and window_start - last <= self.settings.alerts.cooldown_windows * size:
             self._suppress(name, "cooldown")
             return None
-        severity = severity_of(f.explanation.score, meta.chpl_tier if meta.chpl_tier != "none" else "")
+        severity = alert_severity(f.explanation, meta.chpl_tier, f.unit)
         notes: dict[str, float | int | str] = {}
         if window_start < self._catchup_until:
             # a backlog arriving after an upstream outage looks like a spike everywhere

@@ -1,4 +1,4 @@
-"""The worker: declarations in, alerts and dead letters out, state beside, /metrics served.
+"""The worker: declarations in, alerts, incidents and dead letters out, state beside, /metrics served.
 
 ``create_app(settings)`` builds a fresh faust app each call (no module-level
 singleton), so tests and benchmarks can run one in-process. faust runs the web
@@ -8,7 +8,7 @@ Streams' and quix-streams' checkpoints do:
 
 1. **handle**: every record of the fetch goes through
    :class:`~streams.worker.RecordHandler` (validate -> window -> detect -> alert);
-2. **deliver**: its alerts and dead letters are sent with an idempotent
+2. **deliver**: its alerts, incidents and dead letters are sent with an idempotent
    ``acks=all`` producer and every delivery is awaited; a failed send is retried
    with backoff and blocks the loop (:mod:`streams.delivery`);
 3. **persist**: the state of every partition that closed a window is saved, and
@@ -49,7 +49,7 @@ from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
 from streams.state_store import PartitionStateStore, producer_kwargs
-from streams.topics import changelog_spec, ensure_topics
+from streams.topics import changelog_spec, ensure_topics, incidents_spec
 from streams.worker import Outgoing, RecordHandler
 
 __all__ = ["create_app", "WorkerLoop"]
@@ -107,8 +107,8 @@ class WorkerLoop:
         self._epoch: dict[TopicPartition, int] = {}
         self._last_tick = 0.0
         t = settings.topics
-        self._topic_of: Callable[[Outgoing], str] = (
-            lambda item: t.alerts if item.kind == "alert" else t.dlq)
+        topics = {"alert": t.alerts, "incident": t.incidents}
+        self._topic_of: Callable[[Outgoing], str] = lambda item: topics.get(item.kind, t.dlq)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -119,6 +119,9 @@ class WorkerLoop:
             **kafka, client_id=f"{s.kafka.client_id}-out", acks="all", enable_idempotence=True,
             linger_ms=5, **producer_kwargs())
         await self.producer.start()
+        # the incident topic is newer than most deployments: create it rather than block on it
+        await asyncio.to_thread(ensure_topics, s.kafka, [incidents_spec(s.topics.incidents,
+                                                                        s.topics.partitions)])
         if s.worker.checkpoints:
             self.store = await self._make_store()
         self.consumer = AIOKafkaConsumer(

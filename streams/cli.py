@@ -4,9 +4,10 @@
 ``tradewatch demo``                    local Kafka + worker + generated stream with a spike
 ``tradewatch worker``                  run a stream worker (serves /metrics)
 ``tradewatch kafka start|stop|status``  the project's local single-node broker
-``tradewatch topics create``           create the declarations, DLQ and alert topics
+``tradewatch topics create``           create the pipeline's topics
 ``tradewatch produce FILE|--generate``  send declarations to Kafka
-``tradewatch alerts tail``             print alerts as they arrive
+``tradewatch alerts tail``             print alerts (``--sort surprise`` ranks them)
+``tradewatch incidents tail``          print incidents, one line each (same flags)
 ``tradewatch replay FILE``             run the detectors over a file, no Kafka
 ``tradewatch evaluate``                scorecard over labelled scenarios
 ``tradewatch config check [FILE]``     validate a config and print the effective values
@@ -83,13 +84,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.topics import default_topic_specs, ensure_topics
+    from streams.topics import ensure_topics, pipeline_topic_specs
 
     settings = _connected_settings(args)
     t = settings.topics
-    created = ensure_topics(settings.kafka, default_topic_specs(
-        declarations=t.declarations, dlq=t.dlq, alerts=t.alerts, partitions=t.partitions,
-        consumer_group=settings.kafka.consumer_group))
+    created = ensure_topics(settings.kafka, pipeline_topic_specs(
+        t, consumer_group=settings.kafka.consumer_group))
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 
@@ -127,13 +127,23 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tail_filter(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from streams.tail import AlertFilter
+
+    return AlertFilter(min_severity=args.min_severity, detectors=frozenset(args.detector),
+                       destinations=frozenset(c.upper() for c in args.destination))
+
+
 def cmd_alerts_tail(args: argparse.Namespace) -> int:
-    from streams.tail import tail
+    from streams.tail import tail, tail_incidents
 
     settings = _connected_settings(args)
+    incidents = args.incidents or args.command == "incidents"
+    show = tail_incidents if incidents else tail
+    topic = settings.topics.incidents if incidents else settings.topics.alerts
     try:
-        tail(settings.kafka, settings.topics.alerts, from_beginning=args.from_beginning,
-             as_json=args.json, timeout_s=args.timeout)
+        show(settings.kafka, topic, from_beginning=args.from_beginning, as_json=args.json,
+             timeout_s=args.timeout, sort=args.sort, where=_tail_filter(args))
     except KeyboardInterrupt:
         pass
     return 0
@@ -142,17 +152,21 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.offline import run_offline
     from streams.produce import read_records
-    from streams.tail import format_alert
+    from streams.tail import format_alert, format_incident
 
     settings = _settings(args)
     result = run_offline(read_records(Path(args.file)), settings)
     for alert in result.alerts:
         print(msgspec.json.encode(alert).decode() if args.json else format_alert(alert))
+    incidents = result.latest_incidents()
+    if not args.json:
+        for incident in incidents:
+            print(format_incident(incident))
     reasons: dict[str, int] = {}
     for _, reason, _ in result.rejected:
         reasons[reason] = reasons.get(reason, 0) + 1
     print(f"{result.accepted} accepted, {len(result.rejected)} rejected {reasons or ''}, "
-          f"{len(result.alerts)} alerts", file=sys.stderr)
+          f"{len(result.alerts)} alerts, {len(incidents)} incidents", file=sys.stderr)
     return 0
 
 
@@ -207,12 +221,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_produce)
 
-    p = sub.add_parser("alerts", help="the alert topic")
-    p.add_argument("action", choices=["tail"])
-    p.add_argument("--from-beginning", action="store_true")
-    p.add_argument("--json", action="store_true", help="raw JSON, one alert per line")
-    p.add_argument("--timeout", type=float, default=None, help="stop after N idle seconds")
-    p.set_defaults(func=cmd_alerts_tail)
+    for name, what in (("alerts", "alert"), ("incidents", "incident")):
+        p = sub.add_parser(name, help=f"the {what} topic")
+        p.add_argument("action", choices=["tail"])
+        p.add_argument("--from-beginning", action="store_true")
+        p.add_argument("--json", action="store_true", help=f"raw JSON, one {what} per line")
+        p.add_argument("--timeout", type=float, default=None,
+                       help="stop after N idle seconds (ranked listings: default 5)")
+        p.add_argument("--sort", choices=["time", "surprise", "excess"], default="time",
+                       help="time: as they arrive; surprise/excess: read until idle, largest first")
+        p.add_argument("--min-severity", choices=["low", "medium", "high", "critical"],
+                       default="low")
+        p.add_argument("--detector", action="append", default=[],
+                       help="only this detector (repeatable)")
+        p.add_argument("--destination", action="append", default=[],
+                       help="only this destination country, e.g. KG (repeatable)")
+        p.add_argument("--incidents", action="store_true", default=name == "incidents",
+                       help="the incident topic instead" if name == "alerts" else argparse.SUPPRESS)
+        p.set_defaults(func=cmd_alerts_tail)
 
     p = sub.add_parser("replay", help="run the detectors over a file without Kafka")
     p.add_argument("file")

@@ -110,6 +110,8 @@ class TopicSettings(_Section):
     declarations: str = "trade.declarations"
     dlq: str = "trade.declarations.dlq"
     alerts: str = "trade.alerts"
+    #: Incidents: one window's alerts on one destination and goods family (streams.incidents).
+    incidents: str = "trade.incidents"
     #: Declarations are keyed by HS6, so a product's every route lands on one partition.
     partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
 

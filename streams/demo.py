@@ -28,7 +28,7 @@ from streams.kafka_clients import check_cluster
 from streams.redact import mask_credentials
 from streams.harness import private_settings
 from streams.tail import format_alert, iter_alerts
-from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
+from streams.topics import changelog_topic, delete_topics, ensure_topics, pipeline_topic_specs
 
 __all__ = ["run_demo"]
 
@@ -77,8 +77,7 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
     config_file.write_text(toml)
     config_path = str(config_file)
     t = settings.topics
-    ensure_topics(settings.kafka, default_topic_specs(t.declarations, t.dlq, t.alerts,
-                                                      t.partitions))
+    ensure_topics(settings.kafka, pipeline_topic_specs(t))
     _say(f"topics ready: {t.declarations} -> {t.alerts} (dead letters: {t.dlq})")
 
     log_path = var / "worker.log"
@@ -117,7 +116,7 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
         stop.set()
         _terminate(worker)
         with contextlib.suppress(Exception):
-            delete_topics(settings.kafka, [t.declarations, t.dlq, t.alerts,
+            delete_topics(settings.kafka, [t.declarations, t.dlq, t.alerts, t.incidents,
                                            changelog_topic(settings.kafka.consumer_group)])
             _say("demo topics deleted")
         if not was_running and not secured and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):

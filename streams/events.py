@@ -1,4 +1,4 @@
-"""The wire contracts: ``TradeDeclaration`` in, ``TradeAlert`` out, both versioned JSON.
+"""The wire contracts: ``TradeDeclaration`` in, ``TradeAlert``/``TradeIncident`` out, versioned JSON.
 
 A declaration carries the data elements of an EU export declaration (SAD boxes in
 brackets; see ``streams/schemas/trade_declaration.v1.json`` for producers outside
@@ -31,10 +31,13 @@ import msgspec
 __all__ = [
     "DECLARATION_SCHEMA_VERSION",
     "ALERT_SCHEMA_VERSION",
+    "INCIDENT_SCHEMA_VERSION",
     "TradeDeclaration",
     "TradeAlert",
     "AlertSeries",
     "AlertEvidence",
+    "TradeIncident",
+    "IncidentMember",
     "Influencer",
     "decode_declaration",
     "encode",
@@ -43,6 +46,7 @@ __all__ = [
 
 DECLARATION_SCHEMA_VERSION = 1
 ALERT_SCHEMA_VERSION = 1
+INCIDENT_SCHEMA_VERSION = 1
 
 CountryCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
 #: CN8 (8 digits, the EU's Combined Nomenclature) or HS6 (6 digits, worldwide).
@@ -102,15 +106,18 @@ class AlertSeries(msgspec.Struct, frozen=True):
 
 
 class Influencer(msgspec.Struct, frozen=True):
-    """One contributor to a rollup alert and its share of the excess.
+    """One contributor to an anomaly and its share (0-1) of the excess.
 
-    ``kind`` is ``lane`` (``value`` is the lane's HS6 series key, e.g.
-    ``hs6:DE>KG:854231``), ``exporter`` or ``consignee`` (their ids). ``share`` is the
-    contributor's part, 0-1, of what the rollup moved beyond its contributors'
-    usual values in the alert's direction (the shares of one kind sum to at most 1).
+    ``kind`` is ``lane``, ``exporter`` or ``consignee`` (their ids). On an alert
+    (``AlertEvidence.influencers``) a lane's ``value`` is its HS6 series key, e.g.
+    ``hs6:DE>KG:854231``, and ``share`` is the contributor's part of what the rollup
+    moved beyond its contributors' usual values in the alert's direction (the
+    shares of one kind sum to at most 1). On an incident
+    (``TradeIncident.influencers``) a lane is its route, e.g. ``DE>KG``, with its
+    share of the incident's excess (:mod:`streams.incidents`).
     """
 
-    kind: Literal["lane", "exporter", "consignee"]
+    kind: str
     value: str
     share: float
 
@@ -138,6 +145,14 @@ class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):
 
     ``alert_id`` is a hash of (detector, series key, window start), so a consumer
     can deduplicate redeliveries and replays: the same anomaly always has the same id.
+
+    ``score`` is the calibrated 0-1 scale the thresholds use; ``surprise`` is the
+    ranking figure (``-log10 p`` of the evidence, one in ``10**surprise``; it does
+    not saturate) and ``excess_eur`` the value above the expected range (0 inside
+    it, and for evidence not in EUR). ``incident_id`` names the incident the alert
+    belongs to (:mod:`streams.incidents`). These three were added to v1 without a
+    version bump: they are optional in the schema (alerts published before lack
+    them) and v1 never forbade additional properties.
     """
 
     schema_version: Literal[1] = 1
@@ -146,10 +161,58 @@ class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):
     severity: Literal["low", "medium", "high", "critical"]
     score: float
     threshold: float
+    surprise: float = 0.0
+    excess_eur: float = 0.0
+    incident_id: str = ""
     series: AlertSeries
     window_start: dt.datetime
     window_end: dt.datetime
     evidence: AlertEvidence
+    summary: str
+    emitted_at: dt.datetime
+
+
+class IncidentMember(msgspec.Struct, frozen=True):
+    """One alert of an incident, with what it adds to the incident's ranking."""
+
+    alert_id: str
+    detector: str
+    series_key: str
+    level: str
+    severity: Literal["low", "medium", "high", "critical"]
+    score: float
+    surprise: float
+    excess_eur: float
+
+
+class TradeIncident(msgspec.Struct, frozen=True, kw_only=True):
+    """An incident on ``trade.incidents``; schema in ``streams/schemas/trade_incident.v1.json``.
+
+    The alerts of one window on one destination and goods family (the CHPL tier
+    for CHPL goods, ``HS<chapter>`` otherwise), across detectors, lanes and
+    levels. ``incident_id`` is a hash of (window start, destination, goods family):
+    deterministic, so replays give the same id. A later publication with the same
+    id and a higher ``revision`` supersedes an earlier one (it has more members);
+    consumers keep the highest revision per id. ``severity`` is the members'
+    highest, ``surprise`` their highest, ``excess_eur`` the value above the expected
+    range counted once (see :mod:`streams.incidents`).
+    """
+
+    schema_version: Literal[1] = 1
+    incident_id: str
+    revision: Annotated[int, msgspec.Meta(ge=1)] = 1
+    window_start: dt.datetime
+    window_end: dt.datetime
+    destination_country: str
+    transit_country: str
+    goods_family: str
+    chpl_tier: str
+    severity: Literal["low", "medium", "high", "critical"]
+    surprise: float
+    excess_eur: float
+    detectors: list[str]
+    members: list[IncidentMember]
+    influencers: list[Influencer] = []
     summary: str
     emitted_at: dt.datetime
 
@@ -168,7 +231,7 @@ def decode_declaration(raw: bytes) -> TradeDeclaration:
 
 
 def encode(obj: msgspec.Struct) -> bytes:
-    """Encode a declaration or alert as compact JSON (UTF-8)."""
+    """Encode a declaration, alert or incident as compact JSON (UTF-8)."""
     return _encoder.encode(obj)
 
 

@@ -25,7 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.config import KafkaSettings, Settings, load_settings_text
 from streams.kafka_clients import as_kafka, kafka_python_kwargs
-from streams.topics import changelog_topic, default_topic_specs, delete_topics, ensure_topics
+from streams.topics import changelog_topic, delete_topics, ensure_topics, pipeline_topic_specs
 
 __all__ = ["free_port", "private_settings", "running_worker", "read_topic", "RunningWorker"]
 
@@ -70,6 +70,7 @@ consumer_group = "{prefix}-worker"
 declarations = "{prefix}.declarations"
 dlq = "{prefix}.declarations.dlq"
 alerts = "{prefix}.alerts"
+incidents = "{prefix}.incidents"
 partitions = {partitions}
 
 [worker]
@@ -230,8 +231,7 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
     """
     t = settings.topics
     bootstrap = settings.kafka
-    ensure_topics(bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, t.partitions,
-                                                 consumer_group=settings.kafka.consumer_group))
+    ensure_topics(bootstrap, pipeline_topic_specs(t, consumer_group=settings.kafka.consumer_group))
     worker = start_worker(settings_toml, settings, workdir, startup_timeout=startup_timeout,
                           extra_env=extra_env, instance_id=instance_id, data_dir=data_dir)
     try:
@@ -240,7 +240,7 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
         worker.stop(30)
         if not keep_topics:
             with contextlib.suppress(Exception):
-                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts,
+                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents,
                                           changelog_topic(settings.kafka.consumer_group)])
 
 

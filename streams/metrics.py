@@ -65,6 +65,7 @@ class PipelineMetrics:
     idle_closes: Counter
     watermark_outliers: Counter
     alerts_published: Counter
+    incidents_published: Counter
     alerts_suppressed: Counter
     publish_failures: Counter
     publish_blocked: Gauge
@@ -130,6 +131,11 @@ class PipelineMetrics:
             alerts_published=Counter(
                 "tradewatch_alerts_published", "Alerts written to the alert topic.",
                 ["detector", "severity", "transit_country", "chpl_tier"], registry=r),
+            incidents_published=Counter(
+                "tradewatch_incidents_published",
+                "Incidents (new or revised) written to the incident topic: one window's alerts "
+                "on one destination and goods family.",
+                ["severity", "transit_country", "chpl_tier"], registry=r),
             alerts_suppressed=Counter(
                 "tradewatch_alerts_suppressed",
                 "Scores over threshold not published (cooldown, below min severity, out of scope, "
@@ -210,8 +216,13 @@ class PipelineMetrics:
             m.state_saves.labels(outcome=outcome)
         for reason in REJECT_REASONS:
             m.declarations_rejected.labels(reason=reason)
-        for kind in ("alert", "dead_letter", "state"):
+        for kind in ("alert", "incident", "dead_letter", "state"):
             m.publish_failures.labels(kind=kind)
+        for severity in SEVERITY_LEVELS:
+            for country in countries:
+                for tier in tiers:
+                    m.incidents_published.labels(severity=severity, transit_country=country,
+                                                 chpl_tier=tier)
         for level in [*levels, "passthrough"]:
             m.windows_closed.labels(level=level)
             m.active_series.labels(level=level)
@@ -261,7 +272,8 @@ class _NullMetric:
 class AlertBoard:
     """The latest alerted series as gauges, at most ``capacity`` of them.
 
-    ``tradewatch_alert_score`` holds each series' latest alert score and
+    ``tradewatch_alert_score`` holds each series' latest alert score,
+    ``tradewatch_alert_surprise`` its ranking figure (scores saturate, it does not) and
     ``tradewatch_alert_timestamp_seconds`` when it fired, so Grafana can list the
     top and the latest series. When full, the least recently alerted series is
     removed from the registry: cardinality stays bounded.
@@ -274,13 +286,17 @@ class AlertBoard:
         self._score = Gauge("tradewatch_alert_score",
                             "Latest alert score (0-1) of a recently alerted series.",
                             self.LABELS, registry=registry)
+        self._surprise = Gauge("tradewatch_alert_surprise",
+                               "Latest alert surprise (-log10 p, unsaturated: the ranking "
+                               "figure) of a recently alerted series.",
+                               self.LABELS, registry=registry)
         self._when = Gauge("tradewatch_alert_timestamp_seconds",
                            "Wall-clock time of a recently alerted series' latest alert.",
                            self.LABELS, registry=registry)
         self._entries: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
 
     def record(self, *, series: str, detector: str, severity: str, transit_country: str,
-               chpl_tier: str, score: float, at: float) -> None:
+               chpl_tier: str, score: float, at: float, surprise: float = 0.0) -> None:
         key = (series, detector)
         old = self._entries.pop(key, None)
         if old is not None:
@@ -288,6 +304,7 @@ class AlertBoard:
         labels = (series, detector, severity, transit_country, chpl_tier)
         self._entries[key] = labels
         self._score.labels(*labels).set(score)
+        self._surprise.labels(*labels).set(surprise)
         self._when.labels(*labels).set(at)
         while len(self._entries) > self.capacity:
             _, evicted = self._entries.popitem(last=False)
@@ -295,4 +312,5 @@ class AlertBoard:
 
     def _remove(self, labels: tuple[str, ...]) -> None:
         self._score.remove(*labels)
+        self._surprise.remove(*labels)
         self._when.remove(*labels)

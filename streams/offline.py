@@ -5,7 +5,7 @@ Records are routed to partitions exactly as the producer routes them on Kafka
 each record goes through the worker's own :class:`~streams.worker.RecordHandler`
 (validation, de-duplication, windows, detectors), so the offline run and a
 worker on the real broker see the same per-partition order, raise the same
-alerts and dead-letter the same records for the same reasons
+alerts and incidents and dead-letter the same records for the same reasons
 (``tests/integration/test_offline_matches_online.py`` proves it). Nothing in a
 file can crash a replay: a record the handler cannot use is a dead letter.
 
@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from streams.config import Settings
-from streams.events import TradeAlert
+from streams.events import TradeAlert, TradeIncident
 from streams.keys import partition_for, record_key
 from streams.metrics import PipelineMetrics
 from streams.worker import RecordHandler, report_series
@@ -38,6 +38,18 @@ class OfflineResult:
     alerts: list[TradeAlert]
     rejected: list[tuple[int, str, str]]  # (record index, reason, detail)
     accepted: int
+    #: Incidents in publication order; a revised incident appears again with the same
+    #: id and a higher revision (:meth:`latest_incidents` keeps the last of each).
+    incidents: list[TradeIncident] = dataclasses.field(default_factory=list)
+
+    def latest_incidents(self) -> list[TradeIncident]:
+        """The highest revision of each incident, oldest window first."""
+        latest: dict[str, TradeIncident] = {}
+        for incident in self.incidents:
+            known = latest.get(incident.incident_id)
+            if known is None or incident.revision > known.revision:
+                latest[incident.incident_id] = incident
+        return sorted(latest.values(), key=lambda i: (i.window_start, -i.surprise, i.incident_id))
 
     def rejected_by_reason(self) -> dict[str, int]:
         """Dead letters counted by reason code, most frequent first."""
@@ -50,12 +62,16 @@ def run_offline(
     metrics: PipelineMetrics | None = None,
     now: Callable[[], float] = time.time,
 ) -> OfflineResult:
-    """Handle every record as the worker would, then flush all windows."""
+    """Handle every record as the worker would, then flush all windows.
+
+    The result holds the alerts and incidents the worker would publish, in order.
+    """
     partitions = settings.topics.partitions
     handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
                             log_dead_letters=False)
     offsets = [0] * partitions
     alerts: list[TradeAlert] = []
+    incidents: list[TradeIncident] = []
     rejected: list[tuple[int, str, str]] = []
     for index, raw in enumerate(records):
         partition = partition_for(record_key(raw), partitions)
@@ -65,10 +81,16 @@ def run_offline(
         for item in out:
             if item.alert is not None:
                 alerts.append(item.alert)
+            elif item.incident is not None:
+                incidents.append(item.incident)
             else:
                 rejected.append((index, item.reason, item.detail))
-    for partition in sorted(handler.pipelines):
-        alerts.extend(handler.pipelines[partition].flush())
+    for item in handler.flush():
+        if item.alert is not None:
+            alerts.append(item.alert)
+        elif item.incident is not None:
+            incidents.append(item.incident)
     if metrics is not None:
         report_series(metrics, handler.pipelines.values())
-    return OfflineResult(alerts, rejected, accepted=sum(offsets) - len(rejected))
+    return OfflineResult(alerts, rejected, accepted=sum(offsets) - len(rejected),
+                         incidents=incidents)

@@ -32,6 +32,7 @@ from streams.config import Settings
 from streams.dedup import SeenIds
 from streams.events import TradeAlert, TradeDeclaration
 from streams.features import Features, passthrough_flows
+from streams.incidents import IncidentGrouper
 from streams.metrics import PipelineMetrics
 from streams.scoring import DETECTOR_ROLES, TIMING_SAMPLE, Finding, Scoring
 from streams.series import SeriesCatalog
@@ -44,8 +45,8 @@ class PartitionPipeline:
 
     ``clock`` is the wall clock (alert timestamps); tests inject one. When the
     open windows are idle-closed is the worker's decision (:mod:`streams.catchup`).
-    The worker and the state codec rely on ``windows``, ``seen``, ``windows_closed``
-    and ``last_event_ts``.
+    The worker and the state codec rely on ``windows``, ``seen``, ``windows_closed``,
+    ``last_event_ts`` and ``incidents``.
     """
 
     def __init__(
@@ -68,6 +69,9 @@ class PartitionPipeline:
         self.windows_closed = 0
         #: Event time of the last accepted declaration (the worker's gauge reads it).
         self.last_event_ts = 0.0
+        #: This partition's alerts grouped into incidents; fed by the worker's record
+        #: handler, kept here so that it is checkpointed with the windows it follows.
+        self.incidents = IncidentGrouper()
 
     @property
     def windows(self) -> TumblingWindows:

@@ -152,6 +152,7 @@ def _allowlist() -> dict[str, _Kind]:
     from streams.events import AlertSeries
     from streams.alert_policy import AlertPolicy
     from streams.features import Features
+    from streams.incidents import IncidentGrouper
     from streams.influence import InfluenceTracker
     from streams.scoring import Scoring, _SeriesState
 
@@ -172,6 +173,7 @@ def _allowlist() -> dict[str, _Kind]:
         _Kind(AlertSeries),
         _Kind(_KeyFilter),
         _Kind(OnlineTailCalibrator, sample=OnlineTailCalibrator),
+        _Kind(IncidentGrouper, sample=IncidentGrouper),
     ]
     kinds += [_Kind(cls, sample=cls) for cls in DETECTOR_KINDS.values()]
     # detectors composed from parts (the spike detector's baseline, extremity, novelty)

@@ -4,6 +4,7 @@ Topics (default names, all overridable)::
 
     trade.declarations      4 partitions, 7 days   the input: one JSON trade declaration per record
     trade.alerts            4 partitions, 30 days  the output: one record per detector alert
+    trade.incidents         4 partitions, 90 days  one record per incident (revision)
     trade.declarations.dlq  1 partition,  30 days  records the worker could not decode or validate
     <group>.state-changelog 4 partitions, compacted  each partition's detector state (streams.state_store)
 
@@ -30,6 +31,11 @@ Why these partition counts
   "its" partitions, and any later per-product stage that reads both topics
   (e.g. alert de-duplication in a stream processor) needs co-partitioned
   topics. Alert volume is tiny, so the extra partitions cost nothing.
+* ``incidents``: same count as declarations, keyed by ``incident_id``, so every
+  revision of an incident lands on one partition, in order. 90 days: an incident is
+  what an analyst follows up, and a month-window incident needs a quarter of history
+  around it. Value: :class:`streams.events.TradeIncident` JSON (schema
+  ``streams/schemas/trade_incident.v1.json``, header ``tw-schema: trade_incident.v1``).
 * ``dlq``: 1 partition. Bad input may have no valid HS code to key by, the
   volume is low, and one partition keeps the record of bad input in arrival
   order for audit and replay. Retention is 30 days since it is that record.
@@ -57,7 +63,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streams.config import KafkaSettings
+    from streams.config import KafkaSettings, TopicSettings
 
 __all__ = [
     "DAY_MS",
@@ -67,6 +73,8 @@ __all__ = [
     "changelog_topic",
     "changelog_spec",
     "default_topic_specs",
+    "incidents_spec",
+    "pipeline_topic_specs",
     "delete_topics",
     "ensure_topics",
 ]
@@ -143,30 +151,48 @@ def changelog_spec(consumer_group: str, partitions: int) -> TopicSpec:
     )
 
 
+def incidents_spec(name: str = "trade.incidents", partitions: int = 4) -> TopicSpec:
+    """The incident topic: keyed by incident id, co-partitioned with the input, 90 days.
+
+    >>> incidents_spec().retention_ms // DAY_MS
+    90
+    """
+    return TopicSpec(name, partitions, retention_ms=90 * DAY_MS)
+
+
 def default_topic_specs(
     declarations: str = "trade.declarations",
     dlq: str = "trade.declarations.dlq",
     alerts: str = "trade.alerts",
     partitions: int = 4,
     consumer_group: str | None = None,
+    incidents: str = "trade.incidents",
 ) -> list[TopicSpec]:
     """The pipeline's topics (see the module docstring for the reasoning).
 
     With ``consumer_group``, also that group's state changelog topic.
 
     >>> [(s.name, s.partitions, s.retention_ms // DAY_MS) for s in default_topic_specs()]
-    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.declarations.dlq', 1, 30)]
+    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.incidents', 4, 90), ('trade.declarations.dlq', 1, 30)]
     >>> default_topic_specs(consumer_group="tradewatch-worker")[-1].name
     'tradewatch-worker.state-changelog'
     """
     specs = [
         TopicSpec(declarations, partitions, retention_ms=7 * DAY_MS),
         TopicSpec(alerts, partitions, retention_ms=30 * DAY_MS),
+        incidents_spec(incidents, partitions),
         TopicSpec(dlq, 1, retention_ms=30 * DAY_MS),
     ]
     if consumer_group is not None:
         specs.append(changelog_spec(consumer_group, partitions))
     return specs
+
+
+def pipeline_topic_specs(topics: TopicSettings,
+                         consumer_group: str | None = None) -> list[TopicSpec]:
+    """:func:`default_topic_specs` for the configured ``[topics]``."""
+    return default_topic_specs(topics.declarations, topics.dlq, topics.alerts, topics.partitions,
+                               consumer_group=consumer_group, incidents=topics.incidents)
 
 
 @contextlib.contextmanager

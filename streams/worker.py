@@ -1,9 +1,11 @@
 """What the worker does with each record, free of faust so it is tested without a broker.
 
 :class:`RecordHandler` turns one consumed record into outgoing messages: alerts
-for ``trade.alerts`` and, for anything it cannot use, a dead letter for
-``trade.declarations.dlq``. It never raises on input: an unexpected exception
-while processing a record dead-letters that record with reason ``invalid_field``
+for ``trade.alerts``, incidents for ``trade.incidents`` (the alerts of a window
+that has closed, grouped by destination and goods family, :mod:`streams.incidents`)
+and, for anything it cannot use, a dead letter for ``trade.declarations.dlq``. It
+never raises on input: an unexpected exception while processing a record
+dead-letters that record with reason ``invalid_field``
 and the exception text, and the worker carries on (faust agents that raise die
 silently, faust-streaming/faust#175). ``tradewatch replay`` runs the same
 handler (:mod:`streams.offline`), so a file replayed offline dead-letters exactly
@@ -35,12 +37,17 @@ from collections.abc import Callable, Iterable
 from streams.alerts import utc
 from streams.catchup import CatchUp
 from streams.config import Settings
-from streams.events import TradeAlert, encode
+from streams.events import TradeAlert, TradeIncident, encode
 from streams.metrics import PipelineMetrics
 from streams.pipeline import TIMING_SAMPLE, PartitionPipeline
 from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
 
-__all__ = ["Outgoing", "RecordHandler", "dead_letter_headers", "report_series"]
+__all__ = ["Outgoing", "RecordHandler", "dead_letter_headers", "report_series",
+           "ALERT_SCHEMA_HEADER", "INCIDENT_SCHEMA_HEADER"]
+
+#: ``tw-schema`` header values: which published JSON Schema the value follows.
+ALERT_SCHEMA_HEADER = b"trade_alert.v1"
+INCIDENT_SCHEMA_HEADER = b"trade_incident.v1"
 
 #: Detail of the reasons the pipeline (not validation) rejects a declaration for.
 _PIPELINE_REJECTS = {
@@ -66,13 +73,14 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message to publish: an alert or a dead letter."""
+    """A message to publish: an alert, an incident or a dead letter."""
 
-    kind: str  # "alert" | "dead_letter"
+    kind: str  # "alert" | "incident" | "dead_letter"
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
     alert: TradeAlert | None = None
+    incident: TradeIncident | None = None
     arrival: float = 0.0
     #: Dead letters: the reason code and detail (also in the headers).
     reason: str = ""
@@ -141,6 +149,7 @@ class RecordHandler:
         try:
             declaration = validate_declaration(raw, now_ts=now, limits=self.limits)
             pipeline = self.pipeline(partition)
+            closed_before = pipeline.windows_closed
             rejected, alerts = pipeline.process(declaration)
         except RejectedDeclaration as err:
             return [self._dead_letter(raw, key, err.reason, err.detail, topic, partition, offset, now)]
@@ -160,7 +169,10 @@ class RecordHandler:
         if self._handled % TIMING_SAMPLE == 0:  # sampled: an observation costs ~1 us
             m.record_processing.observe(time.perf_counter() - started)
         # latency is measured from the producer's timestamp of the record that closed the window
-        return self._alerts_out(alerts, timestamp or now) if alerts else []
+        closed = pipeline.windows_closed != closed_before
+        if not alerts and not closed:
+            return []
+        return self._alerts_out(pipeline, alerts, timestamp or now, now, closed=closed)
 
     def tick(self) -> list[Outgoing]:
         """Idle-close the windows of caught-up, quiet partitions; publish gauges; sample state."""
@@ -176,7 +188,9 @@ class RecordHandler:
                 self.metrics.idle_closes.inc()
                 log.info("idle close of %s[%d]: caught up and quiet for %.0f s", tp[0], tp[1],
                          self._catch_up.quiet_seconds)
-            out.extend(self._alerts_out(alerts, self._catch_up.last_record(tp) or now))
+            arrival = self._catch_up.last_record(tp) or now
+            out.extend(self._alerts_out(pipeline, alerts, arrival, now,
+                                        closed=pipeline.windows_closed > closed_before))
         if self._last_processed_at:
             self.metrics.last_event_timestamp.set(self._last_event_ts)
             self.metrics.last_processed_timestamp.set(self._last_processed_at)
@@ -187,6 +201,15 @@ class RecordHandler:
         if now - self._last_state_sample > STATE_SAMPLE_SECONDS:
             self._last_state_sample = now
             self.sample_state_bytes()
+        return out
+
+    def flush(self) -> list[Outgoing]:
+        """Close every window of every partition (end of a replay): their alerts and incidents."""
+        now = self.clock()
+        out: list[Outgoing] = []
+        for partition in sorted(self.pipelines):
+            pipeline = self.pipelines[partition]
+            out.extend(self._alerts_out(pipeline, pipeline.flush(), now, now, closed=True))
         return out
 
     def sample_state_bytes(self) -> None:
@@ -243,6 +266,11 @@ class RecordHandler:
         """Count what was published and how long after its triggering record arrived."""
         m = self.metrics
         for item in out:
+            if item.incident is not None:
+                i = item.incident
+                m.incidents_published.labels(severity=i.severity, transit_country=i.transit_country,
+                                             chpl_tier=i.chpl_tier).inc()
+                continue
             if item.alert is None:
                 continue
             a = item.alert
@@ -252,11 +280,28 @@ class RecordHandler:
             m.event_to_alert_latency.observe(max(0.0, now - item.arrival))
             m.board.record(series=a.series.key, detector=a.detector, severity=a.severity,
                            transit_country=a.series.transit_country,
-                           chpl_tier=a.series.chpl_tier, score=a.score, at=now)
+                           chpl_tier=a.series.chpl_tier, score=a.score, at=now,
+                           surprise=a.surprise)
 
-    def _alerts_out(self, alerts: list[TradeAlert], arrival: float) -> list[Outgoing]:
-        return [Outgoing("alert", a.series.key.encode(), encode(a), [("tw-schema", b"trade_alert.v1")],
-                         alert=a, arrival=arrival) for a in alerts]
+    def _alerts_out(self, pipeline: PartitionPipeline, alerts: list[TradeAlert], arrival: float,
+                    now: float, *, closed: bool) -> list[Outgoing]:
+        """The alerts, then the incidents of every window that has now closed.
+
+        Per-declaration alerts of an open window are held by the partition's
+        grouper until the window closes, so an incident is published once, with
+        the window's series alerts and per-declaration alerts together.
+        """
+        out = [Outgoing("alert", a.series.key.encode(), encode(a),
+                        [("tw-schema", ALERT_SCHEMA_HEADER)], alert=a, arrival=arrival)
+               for a in alerts]
+        grouper = pipeline.incidents
+        if alerts:
+            grouper.add(alerts)
+        if closed and grouper.has_pending:
+            out += [Outgoing("incident", i.incident_id.encode(), encode(i),
+                             [("tw-schema", INCIDENT_SCHEMA_HEADER)], incident=i, arrival=arrival)
+                    for i in grouper.close(pipeline.windows.is_late, now=now)]
+        return out
 
     def _dead_letter(self, raw: bytes, key: bytes | None, reason: str, detail: str, topic: str,
                      partition: int, offset: int, now: float) -> Outgoing:

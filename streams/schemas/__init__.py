@@ -13,7 +13,14 @@ from typing import Any
 
 import msgspec
 
-from streams.events import ALERT_SCHEMA_VERSION, DECLARATION_SCHEMA_VERSION, TradeAlert, TradeDeclaration
+from streams.events import (
+    ALERT_SCHEMA_VERSION,
+    DECLARATION_SCHEMA_VERSION,
+    INCIDENT_SCHEMA_VERSION,
+    TradeAlert,
+    TradeDeclaration,
+    TradeIncident,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,7 +29,14 @@ SCHEMAS: dict[str, tuple[type, int, str]] = {
                           "One export declaration on trade.declarations (UTF-8 JSON, key = CHPL tier or HS2 chapter)."),
     "trade_alert": (TradeAlert, ALERT_SCHEMA_VERSION,
                     "One alert on trade.alerts (UTF-8 JSON, key = series key). alert_id is "
-                    "deterministic per (detector, series, window): deduplicate on it."),
+                    "deterministic per (detector, series, window): deduplicate on it. "
+                    "surprise (-log10 p, unsaturated) and excess_eur rank alerts; incident_id "
+                    "names the alert's incident on trade.incidents."),
+    "trade_incident": (TradeIncident, INCIDENT_SCHEMA_VERSION,
+                       "One incident on trade.incidents (UTF-8 JSON, key = incident_id): the "
+                       "alerts of one window on one destination and goods family. incident_id is "
+                       "deterministic per (window, destination, goods family); keep the highest "
+                       "revision of each id."),
 }
 
 

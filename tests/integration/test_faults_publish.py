@@ -22,7 +22,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from streams.config import Settings
 from streams.events import decode_declaration
 from streams.harness import committed_offsets, private_settings, read_topic, running_worker
-from streams.topics import TopicSpec, default_topic_specs, ensure_topics
+from streams.topics import TopicSpec, ensure_topics, pipeline_topic_specs
 from tests.integration.faults import (
     PROCESSED_METRIC,
     PUBLISH_FAILURES_METRIC,
@@ -93,7 +93,7 @@ def test_output_that_cannot_be_published_holds_the_commit_until_it_can(
     specs = [TopicSpec(s.name, s.partitions, s.retention_ms,
                        extra_config={"max.message.bytes": str(TOO_SMALL[which])})
              if s.name == refused else s
-             for s in default_topic_specs(t.declarations, t.dlq, t.alerts, 4)]
+             for s in pipeline_topic_specs(t)]
     ensure_topics(kafka_bootstrap, specs)
 
     with running_worker(toml, settings, tmp_path / "worker") as worker:

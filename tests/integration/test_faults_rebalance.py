@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.harness import private_settings, start_worker
-from streams.topics import default_topic_specs, delete_topics, ensure_topics
+from streams.topics import delete_topics, ensure_topics, pipeline_topic_specs
 from tests.integration.faults import (
     PROCESSED_METRIC,
     STATE_RESTORES_METRIC,
@@ -38,7 +38,7 @@ def test_partitions_that_move_between_machines_resume_from_the_changelog(
     stream = fault_stream(partitions=6)
     base, base_toml = private_settings(kafka_bootstrap, shipped_config(), partitions=6)
     t = base.topics
-    ensure_topics(kafka_bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, 6))
+    ensure_topics(kafka_bootstrap, pipeline_topic_specs(t))
     thirds = [stream.records[i * len(stream) // 3:(i + 1) * len(stream) // 3] for i in range(3)]
     workers = {}
 
@@ -83,4 +83,4 @@ def test_partitions_that_move_between_machines_resume_from_the_changelog(
     finally:
         for w in workers.values():
             w.stop(10)
-        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts])
+        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.harness import private_settings, running_worker
-from streams.topics import default_topic_specs, ensure_topics
+from streams.topics import ensure_topics, pipeline_topic_specs
 from tests.integration.faults import (
     assert_accounted,
     fault_stream,
@@ -36,7 +36,7 @@ def test_a_backlog_of_four_partitions_is_processed_as_replay_does(
     stream = fault_stream(partitions=4)
     settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
     t = settings.topics
-    ensure_topics(kafka_bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, 4))
+    ensure_topics(kafka_bootstrap, pipeline_topic_specs(t))
     produce(kafka_bootstrap, t.declarations, stream)
     with running_worker(toml, settings, tmp_path / "worker") as worker:
         wait_committed(settings, [worker])

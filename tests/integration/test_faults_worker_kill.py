@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from streams.harness import committed_offsets, end_offsets, private_settings, start_worker
-from streams.topics import default_topic_specs, delete_topics, ensure_topics
+from streams.topics import delete_topics, ensure_topics, pipeline_topic_specs
 from tests.integration.faults import (
     FAULT_INJECT_ENV,
     PROCESSED_METRIC,
@@ -48,7 +48,7 @@ def test_a_worker_killed_at_any_point_of_a_batch_and_restarted_loses_nothing(
     stream = fault_stream(partitions=4)
     settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
     t = settings.topics
-    ensure_topics(kafka_bootstrap, default_topic_specs(t.declarations, t.dlq, t.alerts, 4))
+    ensure_topics(kafka_bootstrap, pipeline_topic_specs(t))
     data_dir = tmp_path / "data"
     instance = f"{settings.kafka.consumer_group}-1"
     workers = []
@@ -91,4 +91,4 @@ def test_a_worker_killed_at_any_point_of_a_batch_and_restarted_loses_nothing(
     finally:
         for w in workers:
             w.stop(10)
-        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts])
+        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents])

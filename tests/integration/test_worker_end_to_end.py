@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from streams.config import DEFAULT_CONFIG_PATH
-from streams.events import TradeAlert, example_declaration_json
+from streams.events import TradeAlert, TradeIncident, example_declaration_json
 from streams.harness import private_settings, read_topic, running_worker, send_all
 from tests.factories import spike_stream
 
@@ -56,6 +56,7 @@ def worker_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory): 
         send_all(kafka_bootstrap, settings.topics.declarations, stream)
         alerts = read_topic(kafka_bootstrap, settings.topics.alerts, timeout=90, idle=12)
         dead = read_topic(kafka_bootstrap, settings.topics.dlq, expect=len(bad), timeout=60)
+        incidents = read_topic(kafka_bootstrap, settings.topics.incidents, timeout=60, idle=3)
         metrics = {
             "consumed": worker.sample("tradewatch_declarations_consumed_total"),
             "rejected": {r: worker.sample("tradewatch_declarations_rejected_total", {"reason": r})
@@ -63,8 +64,11 @@ def worker_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory): 
             "alerts": worker.sample("tradewatch_alerts_published_total",
                                     {"detector": "spike", "transit_country": "KG", "chpl_tier": "1"}),
             "late": worker.sample("tradewatch_late_declarations_total"),
+            "incidents": sum(worker.sample("tradewatch_incidents_published_total", {
+                "severity": s, "transit_country": "KG", "chpl_tier": "1"})
+                for s in ("low", "medium", "high", "critical")),
         }
-        yield {"alerts": alerts, "dead": dead, "bad": bad, "key": key, "metrics": metrics,
+        yield {"alerts": alerts, "incidents": incidents, "dead": dead, "bad": bad, "key": key, "metrics": metrics,
                "total": len(stream), "log": worker.log_tail()}
 
 
@@ -76,6 +80,27 @@ def test_the_spike_is_published_as_a_schema_valid_alert(worker_run) -> None:  # 
     assert spikes[0].evidence.observed > 5 * spikes[0].evidence.expected
     keys = {r.key for r in worker_run["alerts"]}
     assert worker_run["key"].encode() in keys  # keyed by series for per-series ordering
+
+
+def test_the_alerts_are_grouped_into_incidents_on_the_incident_topic(worker_run) -> None:  # type: ignore[no-untyped-def]
+    from streams.schemas import path_of
+
+    alerts = [msgspec.json.decode(r.value, type=TradeAlert) for r in worker_run["alerts"]]
+    records = worker_run["incidents"]
+    assert records, worker_run["log"]
+    schema = json.loads(path_of("trade_incident").read_text())
+    import jsonschema
+
+    incidents = []
+    for r in records:
+        jsonschema.validate(json.loads(r.value), schema)
+        incident = msgspec.json.decode(r.value, type=TradeIncident)
+        assert r.key == incident.incident_id.encode()
+        assert dict(r.headers)["tw-schema"] == b"trade_incident.v1"
+        incidents.append(incident)
+    assert {m.alert_id for i in incidents for m in i.members} == {a.alert_id for a in alerts}
+    assert {a.incident_id for a in alerts} == {i.incident_id for i in incidents}
+    assert worker_run["metrics"]["incidents"] == len(incidents)
 
 
 def test_every_kind_of_bad_input_is_dead_lettered_with_reason_and_original_bytes(worker_run) -> None:  # type: ignore[no-untyped-def]

@@ -41,11 +41,14 @@ def _feed(m: PipelineMetrics, stop: threading.Event) -> None:
     """Keep the metrics moving like a busy worker, ten times a second."""
     m.set_build_info("0.1.0", "test-config")
     m.board.record(series="hs6:DE>KG:854231", detector="spike", severity="critical",
-                   transit_country="KG", chpl_tier="1", score=0.99, at=time.time())
+                   transit_country="KG", chpl_tier="1", score=0.99, at=time.time(),
+                   surprise=41.5)
     m.board.record(series="hs6:DE>KG:847150", detector="novelty", severity="medium",
-                   transit_country="KG", chpl_tier="1", score=0.85, at=time.time() - 30)
+                   transit_country="KG", chpl_tier="1", score=0.85, at=time.time() - 30,
+                   surprise=3.4)
     m.board.record(series="tier:IT>TR:T2", detector="changepoint", severity="high",
-                   transit_country="TR", chpl_tier="2", score=0.93, at=time.time() - 60)
+                   transit_country="TR", chpl_tier="2", score=0.93, at=time.time() - 60,
+                   surprise=6.2)
     lag = 0
     while not stop.is_set():
         now = time.time()
@@ -60,6 +63,8 @@ def _feed(m: PipelineMetrics, stop: threading.Event) -> None:
         m.alerts_published.labels(detector="novelty", severity="low", transit_country="TR",
                                   chpl_tier="2").inc()
         m.alerts_suppressed.labels(detector="spike", reason="cooldown").inc()
+        m.incidents_published.labels(severity="critical", transit_country="KG",
+                                     chpl_tier="1").inc()
         m.event_to_alert_latency.observe(0.3)
         m.event_to_alert_latency.observe(2.0)
         m.record_processing.observe(4e-5)

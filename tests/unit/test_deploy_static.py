@@ -361,7 +361,8 @@ def test_anomaly_panels_filter_on_the_template_variables(
     for var in d["templating"]["list"]:
         assert var["query"]["query"].startswith("label_values(")
     labelled = ("tradewatch_alerts_published", "tradewatch_alert_score",
-                "tradewatch_alert_timestamp")
+                "tradewatch_alert_surprise",
+                "tradewatch_alert_timestamp", "tradewatch_incidents_published")
     checked = 0
     for panel in _panels(d["panels"]):
         for target in panel.get("targets", []):
@@ -369,6 +370,6 @@ def test_anomaly_panels_filter_on_the_template_variables(
                 checked += 1
                 for var in ("$transit_country", "$chpl_tier", "$instance"):
                     assert var in target["expr"], f"{panel['title']}: does not use {var}"
-    assert checked >= 7
+    assert checked >= 9
     health = dashboards["pipeline-health.json"]
     assert [v["name"] for v in health["templating"]["list"]] == ["instance"]

@@ -9,6 +9,10 @@ import statistics
 import pytest
 
 from detectors.calibration import (
+    SEVERITY_LEVELS,
+    SURPRISE_ALARM,
+    SURPRISE_CRITICAL,
+    SURPRISE_HIGH,
     OnlineTailCalibrator,
     score_to_z,
     severity,
@@ -53,21 +57,55 @@ def test_tail_probability_three_sigma_is_the_alarm_line() -> None:
 @pytest.mark.parametrize(
     ("score", "tier", "expected"),
     [
+        # without a surprise of its own, a score stands for the z it implies
         (0.2, "1", "low"),  # below the alarm line nothing is bumped
         (0.49, "2", "low"),
-        (0.5, "3A", "medium"),
+        (0.5, "3A", "medium"),  # the alarm line, z = 3
         (0.5, "1", "high"),  # tier 1/2: one level up
-        (0.8, "4B", "high"),
-        (0.8, "2", "critical"),
-        (0.95, "3B", "critical"),
-        (0.99, "1", "critical"),  # never above critical
+        (0.8, "4B", "medium"),  # z = 3.7: surprise 4.0, below "high" (5)
+        (0.95, "3B", "high"),  # z = 4.5: surprise 5.4
+        (0.99, "1", "critical"),  # high, bumped; never above critical
         (0.9, None, "low"),  # non-CHPL: capped at low ...
         (0.9, "", "low"),
-        (0.99, None, "medium"),  # ... unless extreme
+        (0.99, None, "medium"),  # ... unless extreme (surprise 7.2)
     ],
 )
-def test_severity_rule(score: float, tier: str | None, expected: str) -> None:
+def test_severity_rule_from_a_score(score: float, tier: str | None, expected: str) -> None:
     assert severity(score, tier) == expected
+
+
+@pytest.mark.parametrize(
+    ("surprise", "excess", "tier", "expected"),
+    [
+        (2.0, 5e6, "3A", "low"),  # below the alarm line: money alone is no anomaly
+        (SURPRISE_ALARM, 5e6, "3A", "medium"),
+        (SURPRISE_HIGH, 5e6, "3A", "high"),
+        (SURPRISE_CRITICAL, 5e6, "4B", "critical"),
+        (SURPRISE_HIGH, 5e6, "1", "critical"),  # tier 1: one level up
+        (40.0, 5e3, "1", "medium"),  # improbable but small money: at most medium
+        (40.0, 5e4, "1", "high"),  # below 100 kEUR: at most high
+        (40.0, 5e4, "3B", "high"),
+        (40.0, None, "2", "critical"),  # no excess (unit values): magnitude alone
+        (40.0, 5e6, None, "medium"),  # non-CHPL never above medium
+        (6.0, 5e6, None, "low"),
+    ],
+)
+def test_severity_rule_from_magnitude_and_tier(
+    surprise: float, excess: float | None, tier: str | None, expected: str
+) -> None:
+    assert severity(1.0, tier, surprise=surprise, excess_eur=excess) == expected
+
+
+def test_severity_never_falls_as_the_evidence_grows() -> None:
+    ranks = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
+    for tier in ("1", "3A", "4B", None):
+        for excess in (None, 0.0, 5e3, 5e4, 5e5):
+            levels = [ranks[severity(1.0, tier, surprise=s / 4, excess_eur=excess)]
+                      for s in range(0, 200)]
+            assert levels == sorted(levels), (tier, excess)
+        by_excess = [ranks[severity(1.0, tier, surprise=30.0, excess_eur=e)]
+                     for e in (0.0, 1e3, 9_999.0, 1e4, 5e4, 1e5, 1e7)]
+        assert by_excess == sorted(by_excess), tier
 
 
 def test_severity_rejects_unknown_tier_and_lists_valid_ones() -> None:
