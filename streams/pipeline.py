@@ -16,7 +16,11 @@ What runs where:
   inflow into the hub and the outflow from it to Russia/Belarus.
 
 A window in which the whole partition had no declaration is a data gap (an
-outage upstream, not zero trade): detectors neither score nor learn on it.
+outage upstream, not zero trade) when windows like it usually have records
+(:class:`detectors.activity.PartitionActivity`): detectors neither score nor
+learn on it. An ordinary quiet window (a Sunday on a working-day partition) is
+zero trade, learned as such. Window boundaries and every count of windows come
+from the configured grid (:mod:`streams.config_windows`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from detectors.activity import PartitionActivity
 from detectors.base import Detector
+from detectors.calendar import DAY
 from detectors.calibration import SEVERITY_LEVELS
 from detectors.calibration import severity as severity_of
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES, chpl_tier
@@ -36,6 +42,7 @@ from detectors.registry import build
 from detectors.windows import ClosedWindow, SeriesAggregate, TumblingWindows
 from streams.alerts import make_alert, transit_country_of
 from streams.config import Settings
+from streams.config_windows import window_plan
 from streams.dedup import SeenIds
 from streams.events import AlertSeries, TradeAlert, TradeDeclaration
 from streams.metrics import PipelineMetrics
@@ -55,10 +62,12 @@ DETECTOR_ROLES: dict[str, str] = {
 #: about as much as a per-declaration detector, and a sample estimates the same quantiles.
 TIMING_SAMPLE = 16
 #: A series first seen after the partition has run for a while starts with up to this
-#: many empty windows learned: zero volume is what the partition observed for it.
-PREWARM_WINDOWS = 30
-#: Weight of the newest window in a series' activity share (about a 20-window memory).
-ACTIVITY_RATE = 0.05
+#: much history of empty windows learned: zero volume is what the partition observed
+#: for it (30 daily windows, 4 weekly, 1 monthly).
+PREWARM_HISTORY = 30 * DAY
+#: Memory of a series' activity share (the newest window weighs 1/20 on daily windows),
+#: never fewer than 3 windows: a share needs a few windows to mean anything.
+ACTIVITY_MEMORY = 20 * DAY
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
 
 
@@ -130,12 +139,14 @@ class PartitionPipeline:
         partition: int = 0,
     ) -> None:
         self.partition = partition
-        w = settings.windows
+        w, plan = settings.windows, window_plan(settings)
         self.windows = TumblingWindows(
-            size=w.size_seconds, grace=w.grace_seconds, max_empty_windows=w.max_empty_windows,
+            grid=plan.grid, grace=w.grace_seconds, max_empty_windows=plan.max_empty_windows,
             top_k=w.top_k, max_lead=w.max_watermark_lead_seconds,
             confirmations=w.watermark_confirmations,
         )
+        #: Which empty windows are outages, learned per weekday (holiday, ...) of the grid.
+        self.activity = PartitionActivity()
         #: Declaration ids accepted recently: part of the state, checkpointed with it.
         self.seen = SeenIds(settings.validation.dedup_horizon_seconds)
         self.rebind(settings, metrics, clock)
@@ -186,6 +197,11 @@ class PartitionPipeline:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        #: The settings' durations in windows of the grid (derived: not part of the state).
+        self.plan = window_plan(settings)
+        grid = self.plan.grid
+        self._prewarm_windows = grid.windows_in(PREWARM_HISTORY)
+        self._activity_rate = 1.0 / max(3, grid.windows_in(ACTIVITY_MEMORY))
         self._timers = {n: metrics.detector_processing.labels(detector=n)
                         for n in settings.detectors} if metrics else {}
 
@@ -264,13 +280,13 @@ class PartitionPipeline:
 
     def _close(self, closed: list[ClosedWindow]) -> list[TradeAlert]:
         alerts: list[TradeAlert] = []
-        window_size = self.settings.windows.size_seconds
+        grid = self.windows.grid
         self.windows_closed += len(closed)
         for window in closed:
-            if window.is_empty:
+            if self.activity.close(grid.phase(window.start), active=not window.is_empty):
                 if self.metrics:
                     self.metrics.data_gap_windows.inc()
-                self._catchup_until = window.end + self.settings.alerts.catchup_windows * window_size
+                self._catchup_until = grid.shift(window.end, self.plan.catchup_windows)
                 continue
             alerts.extend(self._close_series(window))
             alerts.extend(self._close_passthrough(window))
@@ -279,15 +295,15 @@ class PartitionPipeline:
 
     def _close_series(self, window: ClosedWindow) -> list[TradeAlert]:
         protos = self._prototypes["series"]
-        size = self.settings.windows.size_seconds
-        history = min(self._windows_seen, PREWARM_WINDOWS)
+        grid = self.windows.grid
+        history = min(self._windows_seen, self._prewarm_windows)
         for key in window.aggregates:
             if key not in self._series:
                 detectors = {n: self._fresh(n) for n in protos}
                 # the partition was live and this series had no declaration: its
                 # history is zeros, and a new route shipping every day is news
                 for i in range(history, 0, -1):
-                    zero = {"value": 0.0, "t": window.start - i * size}
+                    zero = {"value": 0.0, "t": grid.shift(window.start, -i)}
                     for detector in detectors.values():
                         detector.learn_one(zero)
                 self._series[key] = _SeriesState(_series_meta(key), detectors, window.start)
@@ -309,7 +325,7 @@ class PartitionPipeline:
                 )
                 if alert is not None:
                     alerts.append(alert)
-            state.activity += ACTIVITY_RATE * ((1.0 if agg.count else 0.0) - state.activity)
+            state.activity += self._activity_rate * ((1.0 if agg.count else 0.0) - state.activity)
         self._windows_seen += 1
         if self.metrics:
             for level in self.settings.windows.levels:
@@ -370,7 +386,7 @@ class PartitionPipeline:
         return self._maybe_alert(name, meta, window_start, explanation, threshold, unit, count, ids, id_key)
 
     def _maybe_alert(self, name, meta, window_start, explanation, threshold, unit, count, ids, id_key):  # type: ignore[no-untyped-def]
-        size = self.settings.windows.size_seconds
+        grid = self.windows.grid
         rules = self.settings.alerts
         if id_key is None and meta.level != "passthrough" and count < rules.min_declarations:
             if self.metrics:
@@ -382,7 +398,7 @@ class PartitionPipeline:
             return None
         cooldown_key = (name, id_key or meta.key)
         last = self._last_alert.get(cooldown_key)
-        if id_key is None and last is not None and window_start - last <= self.settings.alerts.cooldown_windows * size:
+        if id_key is None and last is not None and grid.count(last, window_start) <= self.plan.cooldown_windows:
             if self.metrics:
                 self.metrics.alerts_suppressed.labels(detector=name, reason="cooldown").inc()
             return None
@@ -397,7 +413,7 @@ class PartitionPipeline:
             return None
         self._last_alert[cooldown_key] = window_start
         return make_alert(
-            detector=name, series=meta, window_start=window_start, window_end=window_start + size,
+            detector=name, series=meta, window_start=window_start, window_end=grid.end(window_start),
             explanation=explanation, threshold=threshold, severity=severity, unit=unit,
             declaration_count=count, declaration_ids=ids, emitted_at=self.clock(), id_key=id_key,
             notes=notes,
@@ -406,7 +422,7 @@ class PartitionPipeline:
     # -- housekeeping ----------------------------------------------------------------
 
     def _evict(self, window_start: float) -> None:
-        horizon = window_start - self.settings.windows.idle_series_windows * self.settings.windows.size_seconds
+        horizon = self.windows.grid.shift(window_start, -self.plan.idle_series_windows)
         for table in (self._series, self._passthrough):
             stale = [k for k, s in table.items() if s.last_window < horizon]
             for k in stale:

@@ -144,6 +144,8 @@ class _Kind:
 
 
 def _allowlist() -> dict[str, _Kind]:
+    from detectors.activity import PartitionActivity
+    from detectors.calendar import WindowGrid
     from detectors.calibration import OnlineTailCalibrator
     from detectors.novelty import _KeyFilter
     from detectors.registry import DETECTOR_KINDS, part_classes
@@ -155,8 +157,10 @@ def _allowlist() -> dict[str, _Kind]:
     kinds = [
         _Kind(PartitionPipeline, sample=lambda: PartitionPipeline(Settings()), transient=frozenset({
             "settings", "metrics", "clock", "_timers", "_prototypes", "_pristine",
-            "_thresholds", "_min_activity"})),
+            "_thresholds", "_min_activity", "plan", "_prewarm_windows", "_activity_rate"})),
         _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),
+        _Kind(WindowGrid, sample=WindowGrid),
+        _Kind(PartitionActivity, sample=PartitionActivity),
         _Kind(SeenIds, sample=lambda: SeenIds(0.0)),
         _Kind(SeriesAggregate),
         _Kind(_SeriesState),
