@@ -45,12 +45,13 @@ class PartitionActivity:
         windows of it have been seen (before that, a plain mean).
     busy_share
         An empty window is an outage when at least this share of the windows of
-        its phase had records.
+        its phase had records: an empty one is then rare (at most 1 in 5), so
+        more likely missing data than a quiet day.
     min_seen
         Windows of a phase to see before its own share decides.
     """
 
-    def __init__(self, rate: float = 0.1, busy_share: float = 0.5, min_seen: int = 1) -> None:
+    def __init__(self, rate: float = 0.1, busy_share: float = 0.8, min_seen: int = 1) -> None:
         if not 0.0 < rate <= 1.0:
             raise ValueError(f"rate must be in (0, 1], got {rate}")
         if not 0.0 < busy_share <= 1.0:

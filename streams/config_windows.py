@@ -22,11 +22,12 @@ defaults were chosen for daily windows, and on monthly windows "a cooldown of
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from detectors.calendar import WindowGrid, check_timezone, format_duration, parse_duration
+from detectors.calendar import DAY, WindowGrid, check_timezone, format_duration, parse_duration
 
 if TYPE_CHECKING:
     from streams.config import Settings
@@ -135,7 +136,8 @@ def check_windows(settings: Settings, renamed: dict[str, Any], dedup_given: bool
     """Raise ConfigError (with the key's path) for a window setting that does not fit the grid.
 
     Returns the settings with an unset ``validation.dedup_horizon_seconds`` raised
-    to at least the longest window plus its grace (2 days already cover daily windows).
+    to the longest window plus its grace, in whole days (the default 2 days
+    already cover daily windows).
     """
     from streams.config import ConfigError
 
@@ -171,7 +173,7 @@ def check_windows(settings: Settings, renamed: dict[str, Any], dedup_given: bool
             f"a window would still take late data after the next one had closed"))
     window_plan(settings)  # every duration setting fits the grid
     dedup = settings.validation.dedup_horizon_seconds
-    needed = grid.longest_seconds + w.grace_seconds
+    needed = math.ceil((grid.longest_seconds + w.grace_seconds) / DAY) * DAY  # whole days
     if not dedup_given and 0 < dedup < needed:
         validation = msgspec.structs.replace(settings.validation, dedup_horizon_seconds=needed)
         return msgspec.structs.replace(settings, validation=validation)
