@@ -72,7 +72,8 @@ class LevelShiftDetector(Detector):
         Exponential weight of the baseline once it has seen ``1/baseline_alpha``
         windows (a plain running mean before that).
     grace_period
-        Windows learned before any non-zero score.
+        Windows learned before any non-zero score (counted in windows: 8 days of
+        daily windows, 8 months of monthly ones; a config may give a duration).
     min_scale
         Floor on sigma in log units (0.2 is about +-22 %), so a flat series does
         not turn a small wobble into a huge z.
@@ -99,6 +100,10 @@ class LevelShiftDetector(Detector):
     """
 
     _state_budget_bytes = 2048
+
+    #: Parameters counted in windows: a config may give them as a duration ("90d"),
+    #: turned into windows of the configured grid at load (streams.config_windows).
+    _window_params = ("grace_period",)
 
     def __init__(
         self,

@@ -48,11 +48,13 @@ class PassThroughDetector(Detector):
     Parameters
     ----------
     max_lag_windows
-        How many windows the outflow surge may trail the inflow surge.
+        How many windows the outflow surge may trail the inflow surge (a config
+        may give a duration, e.g. "21d").
     baseline_alpha
         Exponential weight of each leg's baseline after ``1/baseline_alpha`` windows.
     grace_period
-        Windows learned before any non-zero score.
+        Windows learned before any non-zero score (counted in windows; a config
+        may give a duration).
     clip
         Residuals beyond ``clip`` sigmas are clipped when updating baselines, so a
         surge moves its own baseline only slowly.
@@ -78,6 +80,10 @@ class PassThroughDetector(Detector):
     """
 
     _state_budget_bytes = 2048
+
+    #: Parameters counted in windows: a config may give them as a duration ("90d"),
+    #: turned into windows of the configured grid at load (streams.config_windows).
+    _window_params = ("max_lag_windows", "grace_period")
 
     def __init__(
         self,

@@ -13,6 +13,8 @@ __all__ = ["RobustSeasonalBaseline"]
 
 _DAY = 86400.0
 _HOUR = 3600.0
+#: Longest sampling interval with a weekday phase: at least two windows a week.
+_SUB_WEEKLY = 3.5 * _DAY
 #: MAD-to-sigma factor of this baseline: 1.25, not calibration.SIGMA_PER_MEAN_ABS_DEV
 #: (1.2533), because the NAB-benchmarked defaults were chosen with it (0.3 % apart).
 _SIGMA_PER_MAD = 1.25
@@ -25,9 +27,12 @@ class RobustSeasonalBaseline(Part):
 
     The expected value is ``level + season[phase]``. The seasonal phase comes from
     the timestamp (epoch seconds, UTC): hour of day for series sampled every two
-    hours or faster, day of week (Monday = 0) for daily or slower series; no
-    timestamp, or a sampling interval in between, means no seasonality. The
-    sampling interval is the smallest positive gap seen.
+    hours or faster, day of week (Monday = 0) for series sampled every half day
+    to 3.5 days (daily windows); no timestamp, a sampling interval in between, or
+    a weekly or slower one (weekly, monthly windows: every window starts on the
+    same weekday, or on a weekday that means nothing) means no seasonality. The
+    sampling interval is the smallest positive gap seen. Month-of-year seasonality
+    is not modelled.
 
     Every update uses the residual *winsorised* at ``clip`` robust standard
     deviations, so one spike moves the level by at most ``level_rate * clip``
@@ -129,7 +134,7 @@ class RobustSeasonalBaseline(Part):
             return 0
         if dt <= 2 * _HOUR:
             return 24
-        if dt >= 0.5 * _DAY:
+        if 0.5 * _DAY <= dt <= _SUB_WEEKLY:
             return 7
         return 0
 

@@ -93,7 +93,10 @@ class SeasonalRobustSpikeDetector(Detector):
     direction
         ``"both"`` scores rises and falls; ``"up"`` only rises (export spikes).
     warmup
-        Points learnt before the detector scores at all.
+        Points learnt before the detector scores at all (in the pipeline, windows:
+        30 days of daily windows, 30 months of monthly ones; a config may give a
+        duration, e.g. "180d"). The baseline's weekday seasonality applies only to
+        series sampled at most every 3.5 days (sub-weekly windows).
     baseline
         A :class:`RobustSeasonalBaseline` (default: its defaults).
     extremity
@@ -137,6 +140,10 @@ class SeasonalRobustSpikeDetector(Detector):
     ... ).extremity.alarm_ratio
     2.0
     """
+
+    #: Parameters counted in windows: a config may give them as a duration ("90d"),
+    #: turned into windows of the configured grid at load (streams.config_windows).
+    _window_params = ("warmup",)
 
     def __init__(
         self,

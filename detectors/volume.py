@@ -19,7 +19,9 @@ The score is ``z_to_score`` of the one-sided z (z = 3 -> 0.5). Updates are
 winsorised at ``clip`` spreads, so a surge does not teach the baseline that
 surges are normal in one window; a sustained new level is learned within a
 few tens of windows (``rate``). An optional weekday profile divides out
-weekday effects in daily windows.
+weekday effects in daily windows; it switches itself off when the series is
+sampled less often than every 3.5 days (weekly and monthly windows, where every
+window starts on the same weekday or the weekday means nothing).
 
 A route that ships 20k EUR every other day; an ordinary day is unremarkable, one
 tenfold day alone is not enough, and the second tenfold day in a row is:
@@ -58,6 +60,8 @@ DOWN_CLIP = 2.0
 __all__ = ["VolumeSurgeDetector"]
 
 _DAY = 86_400.0
+#: Longest window spacing with a weekday profile: at least two windows a week.
+_SUB_WEEKLY = 3.5 * _DAY
 
 
 def _poisson_z(observed: int, expected: float) -> float:
@@ -89,19 +93,31 @@ class VolumeSurgeDetector(Detector):
     rate
         Weight of the newest window in the running mean and variance.
     warmup
-        Windows learned before any score is given (score 0 until then).
+        Windows learned before any score is given (score 0 until then). Counted
+        in windows (14 days of daily windows, 14 months of monthly ones); a
+        config may give a duration ("90d").
     clip
         Updates are winsorised at ``mean + clip * spread``.
     min_spread
         Floor on the spread, as a fraction of the running mean: a perfectly steady
         series still has room for ordinary fluctuation.
     weekday
-        Learn a multiplicative weekday profile (for daily windows).
+        Learn a multiplicative weekday profile, when windows are sub-weekly (the
+        smallest gap between ``t`` values is at most 3.5 days; unknown until the
+        second window).
+    span
+        Windows in the persistence evidence (a config may give a duration).
     direction
         ``"up"`` scores surges (the default), ``"down"`` collapses (the window total
         far below its usual level, for as long as ``persistence`` asks), ``"both"``
         the larger of the two. ``explain_one`` names the side in ``details["direction"]``.
     """
+
+    #: Parameters counted in windows: a config may give them as a duration ("90d"),
+    #: turned into windows of the configured grid at load (streams.config_windows).
+    _window_params = ("warmup", "span")
+    #: Parameters that only make sense on sub-weekly windows (validated at config load).
+    _sub_weekly_params = ("weekday",)
 
     def __init__(self, rate: float = 0.05, warmup: int = 14, clip: float = 4.0,
                  min_spread: float = 0.25, weekday: bool = True, persistence: bool = True,
@@ -126,12 +142,19 @@ class VolumeSurgeDetector(Detector):
         self._mean = 0.0
         self._var = 0.0
         self._dow = [1.0] * 7
+        self._t_prev: float | None = None
+        #: Smallest positive gap between window times seen (0 while unknown).
+        self._interval = 0.0
 
     # -- model -------------------------------------------------------------------
 
+    def _weekly_profile(self) -> bool:
+        """Whether the weekday profile applies: asked for, and windows are sub-weekly."""
+        return self.weekday and self._interval <= _SUB_WEEKLY
+
     def _factor(self, x: dict[str, Any]) -> float:
         t = x.get("t")
-        if not self.weekday or not isinstance(t, int | float) or not math.isfinite(t):
+        if not self._weekly_profile() or not isinstance(t, int | float) or not math.isfinite(t):
             return 1.0
         return self._dow[int(t // _DAY + 3) % 7]  # 1970-01-01 was a Thursday
 
@@ -221,8 +244,13 @@ class VolumeSurgeDetector(Detector):
         delta = deseasoned - self._mean
         self._mean += a * delta
         self._var = (1 - a) * (self._var + a * delta * delta)
-        if self.weekday and self._mean > 0:
-            t = x.get("t")
+        t = x.get("t")
+        if isinstance(t, int | float) and math.isfinite(t):
+            if self._t_prev is not None and t > self._t_prev:
+                gap = t - self._t_prev
+                self._interval = gap if self._interval <= 0 else min(self._interval, gap)
+            self._t_prev = float(t)
+        if self._weekly_profile() and self._mean > 0:
             if isinstance(t, int | float) and math.isfinite(t):
                 i = int(t // _DAY + 3) % 7
                 ratio = min(v / self._mean, 7.0)

@@ -1,7 +1,9 @@
 """Event-time tumbling windows per series key, with grace for late events and a bounded watermark.
 
-Windows are aligned to the epoch (``start = floor(ts / size) * size``), so every
-series and every worker agree on boundaries and a window's start identifies it.
+Window boundaries come from a :class:`~detectors.calendar.WindowGrid`: fixed
+lengths aligned to the epoch (``start = floor(ts / size) * size``), or local
+days, ISO weeks and calendar months in a time zone. Either way every series and
+every worker agree on boundaries and a window's start identifies it.
 The watermark is the largest event time seen so far; window ``[start, end)``
 closes when ``watermark >= end + grace``. An event whose window has already
 closed is *late*: :meth:`TumblingWindows.add` returns ``False`` and the caller
@@ -41,6 +43,8 @@ import dataclasses
 import heapq
 import math
 from collections.abc import Iterable
+
+from detectors.calendar import WindowGrid
 
 __all__ = ["SeriesAggregate", "ClosedWindow", "TumblingWindows"]
 
@@ -92,12 +96,15 @@ class TumblingWindows:
     Parameters
     ----------
     size
-        Window length in seconds (86 400 = daily windows).
+        Window length in seconds (86 400 = daily windows), aligned to the epoch;
+        or give ``grid`` instead.
+    grid
+        The window grid (calendar days, ISO weeks, months; see :mod:`detectors.calendar`).
     grace
         How long after a window's end (in event time) late events are still accepted.
     max_empty_windows
         After a jump in event time, at most this many empty windows are emitted
-        for the gap; detectors see them as missing data, not as zero trade.
+        for the gap (the caller decides whether each is an outage or a quiet window).
     top_k
         How many of the largest declarations each aggregate keeps as evidence.
     max_lead
@@ -109,14 +116,17 @@ class TumblingWindows:
 
     def __init__(
         self,
-        size: float,
+        size: float | None = None,
         grace: float = 0.0,
         max_empty_windows: int = 366,
         top_k: int = 5,
         max_lead: float = math.inf,
         confirmations: int = 1,
+        grid: WindowGrid | None = None,
     ) -> None:
-        if size <= 0:
+        if (size is None) == (grid is None):
+            raise ValueError("give exactly one of size (seconds) and grid")
+        if size is not None and not size > 0:
             raise ValueError(f"size must be > 0 seconds, got {size}")
         if grace < 0:
             raise ValueError(f"grace must be >= 0 seconds, got {grace}")
@@ -124,7 +134,7 @@ class TumblingWindows:
             raise ValueError(f"max_lead must be > 0 seconds, got {max_lead}")
         if confirmations < 1:
             raise ValueError(f"confirmations must be >= 1, got {confirmations}")
-        self.size = float(size)
+        self.grid = grid if grid is not None else WindowGrid.fixed(float(size))  # type: ignore[arg-type]
         self.grace = float(grace)
         self.max_empty_windows = max_empty_windows
         self.top_k = top_k
@@ -139,7 +149,8 @@ class TumblingWindows:
         self._closed_before = -math.inf
 
     def window_start(self, ts: float) -> float:
-        return math.floor(ts / self.size) * self.size
+        """Start of the window that holds ``ts``."""
+        return self.grid.start(ts)
 
     def is_late(self, ts: float) -> bool:
         """True when the window ``ts`` falls in has already closed."""
@@ -198,7 +209,7 @@ class TumblingWindows:
         last = self.window_start(self.watermark)
         if min(self._open) > last:
             return []
-        return self._close_until(last + self.size)
+        return self._close_until(self.grid.end(last))
 
     def flush(self) -> list[ClosedWindow]:
         """Close every open window now, held ones included (end of input)."""
@@ -206,28 +217,29 @@ class TumblingWindows:
             return []
         last_start = max(self._open)
         self.held = []
-        return self._close_until(last_start + self.size)
+        return self._close_until(self.grid.end(last_start))
 
     def _close_until(self, horizon: float) -> list[ClosedWindow]:
         if horizon == -math.inf or (not self._open and self._closed_before == -math.inf):
             return []
+        grid = self.grid
         start = self._closed_before if self._closed_before > -math.inf else min(self._open)
-        last = self.window_start(horizon - self.size)  # newest window with end <= horizon
+        stop = grid.start(horizon)  # the first window that ends after the horizon stays open
         closed: list[ClosedWindow] = []
         empties = 0
-        while start <= last:
+        while start < stop:
+            end = grid.end(start)
             aggregates = self._open.pop(start, None)
             if aggregates is not None:
-                closed.append(ClosedWindow(start, start + self.size, aggregates))
+                closed.append(ClosedWindow(start, end, aggregates))
                 empties = 0
             elif empties < self.max_empty_windows:
-                closed.append(ClosedWindow(start, start + self.size, {}))
+                closed.append(ClosedWindow(start, end, {}))
                 empties += 1
-            else:  # a long gap: jump to the next window that has events, never past ``last``
-                start = min(min((s for s in self._open if s > start), default=math.inf),
-                            last + self.size)
+            else:  # a long gap: jump to the next window that has events, never past ``stop``
+                start = min(min((s for s in self._open if s > start), default=math.inf), stop)
                 continue
-            start += self.size
+            start = end
         self._closed_before = max(self._closed_before, start)
         return closed
 

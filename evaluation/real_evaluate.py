@@ -245,7 +245,7 @@ def run_real(run: RealRun, settings: Settings) -> tuple[Scorecard, dict[str, Any
         "size_cap": config.size.cap,
         "realdata": str(run.realdata or "default"),
         "scope": settings.alerts.scope,
-        "window_seconds": getattr(settings.windows, "size_seconds", None),
+        "window_seconds": settings.windows.grid().nominal_seconds,
         "seconds": round(card.seconds, 1),
     }
     return card, report

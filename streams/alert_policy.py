@@ -21,6 +21,7 @@ from detectors.calibration import SEVERITY_LEVELS
 from detectors.windows import ClosedWindow
 from streams.alerts import alert_severity, make_alert
 from streams.config import Settings
+from streams.config_windows import window_plan
 from streams.events import Influencer, TradeAlert
 from streams.metrics import PipelineMetrics
 from streams.scoring import Finding
@@ -66,6 +67,8 @@ class AlertPolicy:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        #: The settings' durations in windows of the grid (derived: not part of the state).
+        self.plan = window_plan(settings)
         #: Without per-series overrides every series of a detector shares its threshold.
         self._thresholds = {} if settings.overrides else {
             n: (spec.threshold if spec.enabled else None) for n, spec in settings.detectors.items()}
@@ -77,9 +80,9 @@ class AlertPolicy:
         return self.settings.threshold_for(detector, series_key)
 
     def note_gap(self, window: ClosedWindow) -> None:
-        """A window in which the whole partition had no declaration: an upstream outage."""
-        window_size = self.settings.windows.size_seconds
-        self._catchup_until = window.end + self.settings.alerts.catchup_windows * window_size
+        """A window in which the whole partition had no declaration although such windows
+        usually have some: an upstream outage."""
+        self._catchup_until = self.plan.grid.shift(window.end, self.plan.catchup_windows)
 
     def _suppress(self, detector: str, reason: str) -> None:
         if self.metrics:
@@ -93,7 +96,7 @@ class AlertPolicy:
         an alert that is published.
         """
         name, meta, window_start = f.detector, f.meta, f.window_start
-        size = self.settings.windows.size_seconds
+        grid = self.plan.grid
         rules = self.settings.alerts
         side = deviation(f.explanation)
         if f.direction is not None and f.direction != "both" and side != f.direction:
@@ -108,7 +111,7 @@ class AlertPolicy:
             return None
         cooldown_key = (name, f.id_key or meta.key)
         last = self._last_alert.get(cooldown_key)
-        if f.id_key is None and last is not None and window_start - last <= self.settings.alerts.cooldown_windows * size:
+        if f.id_key is None and last is not None and grid.count(last, window_start) <= self.plan.cooldown_windows:
             self._suppress(name, "cooldown")
             return None
         severity = alert_severity(f.explanation, meta.chpl_tier, f.unit)
@@ -123,7 +126,7 @@ class AlertPolicy:
         if f.direction in ("down", "both"):
             notes["direction"] = side
         return make_alert(
-            detector=name, series=meta, window_start=window_start, window_end=window_start + size,
+            detector=name, series=meta, window_start=window_start, window_end=grid.end(window_start),
             explanation=f.explanation, threshold=f.threshold, severity=severity, unit=f.unit,
             declaration_count=f.count, declaration_ids=f.ids, emitted_at=self.clock(),
             id_key=f.id_key, notes=notes,

@@ -17,7 +17,12 @@ laptop and a cluster.
 ...     load_settings_text('[windows]\\nsize_secnds = 3600')
 ... except ConfigError as err:
 ...     print(err)
-config error at windows.size_secnds: unknown key (valid keys: grace_seconds, idle_series_windows, idle_timeout_seconds, levels, max_empty_windows, max_watermark_lead_seconds, size_seconds, top_k, watermark_confirmations)
+config error at windows.size_secnds: unknown key (valid keys: calendar, grace_seconds, holidays, idle_series, idle_timeout_seconds, levels, max_gap, max_watermark_lead_seconds, size, size_seconds, timezone, top_k, watermark_confirmations)
+>>> try:
+...     load_settings_text('[windows]\\ncalendar = "month"\\n[alerts]\\ncooldown = "1d"')
+... except ConfigError as err:
+...     print(err)
+config error at alerts.cooldown: 1d is shorter than one window (month); use 0 (off) or a longer duration
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from detectors.calendar import WindowGrid
 from detectors.calibration import Severity
+from streams.config_windows import check_windows, pop_renamed_keys, resolve_window_params
 
 __all__ = [
     "ConfigError",
@@ -132,14 +139,41 @@ class ValidationSettings(_Section):
     #: Event-time seconds a partition remembers the declaration ids it accepted; a
     #: second record with a remembered id is dead-lettered as ``duplicate_declaration``.
     #: At least one window plus its grace: an older copy falls in a closed window and
-    #: is dead-lettered as ``late_event`` anyway. 0 switches de-duplication off.
+    #: is dead-lettered as ``late_event`` anyway. 0 switches de-duplication off. Unset
+    #: with windows longer than a day: raised to the longest window plus its grace.
     dedup_horizon_seconds: NonNegative = 172_800.0
 
 
+Calendar = Literal["day", "week", "month"]
+#: A duration: "30s", "15m", "12h", "7d", "2w", or a number of seconds.
+Duration = str | float
+
+
 class WindowSettings(_Section):
-    #: Daily windows: customs systems lodge declarations around the clock, and daily
-    #: totals are where a tenfold jump in one product on one route becomes visible.
-    size_seconds: Positive = 86_400.0
+    """Where windows start and end, and how long the partition's memory of them lasts.
+
+    Give at most one of ``size_seconds``, ``size`` and ``calendar``; none means
+    daily windows (UTC). See :mod:`detectors.calendar` and :mod:`streams.config_windows`.
+    """
+
+    #: Fixed windows of this many seconds, aligned to the epoch (UTC). Unset with
+    #: ``size`` and ``calendar`` unset too: daily windows, because customs systems
+    #: lodge declarations around the clock, and daily totals are where a tenfold jump
+    #: in one product on one route becomes visible.
+    size_seconds: Positive | None = None
+    #: The same as a duration: "1d", "7d", "30d" (a 7d window starts on a Thursday,
+    #: the epoch's weekday; a 30d window drifts through the months: prefer calendar).
+    size: str | None = None
+    #: Calendar windows: "day" (local midnight), "week" (ISO week, Monday 00:00) or
+    #: "month" (the 1st, 00:00), in ``timezone``.
+    calendar: Calendar | None = None
+    #: IANA time zone of calendar windows ("Europe/Berlin": a local day is 23 or 25 h
+    #: long when the clocks change). Fixed windows are always UTC.
+    timezone: str = "UTC"
+    #: Days whose windows are learned apart by the gap model (an empty holiday is not an
+    #: outage once holidays are known to be quiet): "MM-DD" every year, "YYYY-MM-DD" once.
+    holidays: tuple[str, ...] = ()
+    #: Late declarations are accepted this long after a window ends; less than one window.
     grace_seconds: NonNegative = 3_600.0
     #: Quiet period before a partition's open windows are closed by the wall clock (the
     #: end of a replay, a feed that pauses): wall-clock seconds the partition must have
@@ -165,10 +199,19 @@ class WindowSettings(_Section):
     #: "each". Give either this or ``[[series]]``; unset: the default families
     #: (:func:`default_series`), lanes and the transit-country view.
     levels: tuple[Level, ...] | None = None
-    #: A series with no event for this many windows is forgotten (its state freed).
-    idle_series_windows: Annotated[int, msgspec.Meta(ge=1)] = 120
-    max_empty_windows: Annotated[int, msgspec.Meta(ge=0)] = 366
+    #: A series without a declaration for this long is forgotten (its state freed).
+    #: Unset: 120d, at least one window. Replaces ``idle_series_windows``.
+    idle_series: Duration | None = None
+    #: A silence longer than this emits no more empty windows (they cost time and tell
+    #: nothing more). Unset: 366d, at least one window. Replaces ``max_empty_windows``.
+    max_gap: Duration | None = None
     top_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+
+    def grid(self) -> WindowGrid:
+        """The window grid these settings describe (assumes :func:`load_settings` checked them)."""
+        from streams.config_windows import _grid_of
+
+        return _grid_of(self)
 
 
 class WorkerSettings(_Section):
@@ -195,8 +238,11 @@ class WorkerSettings(_Section):
 
 
 class AlertSettings(_Section):
-    #: After an alert on a series, the same detector stays quiet on it for this many windows.
-    cooldown_windows: Annotated[int, msgspec.Meta(ge=0)] = 7
+    #: After an alert on a series, the same detector stays quiet on it for the windows
+    #: that end within this long after the alert's window ("7d": a week of daily
+    #: windows; rounded to whole windows, so "31d" is one month). "0s": no cooldown.
+    #: Unset: 7d, at least one window. Replaces ``cooldown_windows``.
+    cooldown: Duration | None = None
     #: Alerts below this severity are counted but not published.
     min_severity: Severity = "low"
     #: "chpl": publish alerts on Common High Priority List goods only (the mission);
@@ -205,10 +251,12 @@ class AlertSettings(_Section):
     #: A series alert needs at least this many declarations in its window: one or two
     #: shipments on a sparse route are how sparse routes look, not a pattern.
     min_declarations: Annotated[int, msgspec.Meta(ge=0)] = 3
-    #: After a window in which a whole partition had no declaration (an upstream
-    #: outage), alerts of the next N windows are capped at "low": the backlog
-    #: arriving late looks like a spike on every route at once.
-    catchup_windows: Annotated[int, msgspec.Meta(ge=0)] = 2
+    #: After an outage (a window in which a whole partition had no declaration although
+    #: such windows usually have some; an ordinary quiet weekend is not one), alerts of
+    #: the windows within this long are capped at "low": the backlog arriving late looks
+    #: like a spike on every route at once. "0s": no cap. Unset: 2d, at least one
+    #: window. Replaces ``catchup_windows``.
+    catchup: Duration | None = None
 
 
 class DetectorSpec(_Section):
@@ -401,8 +449,12 @@ def load_settings_text(
     refuse_inline_secrets(raw)
     _apply_env(raw, os.environ if env is None else env)
     detectors = raw.pop("detectors", None)
+    renamed = pop_renamed_keys(raw)
+    validation = raw.get("validation")
+    dedup_given = isinstance(validation, dict) and "dedup_horizon_seconds" in validation
     settings = _convert(raw, Settings, "")
     check_kafka(settings.kafka)
+    settings = check_windows(settings, renamed, dedup_given)
     if detectors is not None:
         if not isinstance(detectors, dict):
             raise ConfigError("detectors", "must be a table of [detectors.<name>] sections")
@@ -411,6 +463,7 @@ def load_settings_text(
             for name, spec in detectors.items()
         }
         settings = msgspec.structs.replace(settings, detectors=specs)
+    settings = resolve_window_params(settings)
     _check_detectors(settings)
     settings = _resolve_series(settings)
     _check_series(settings)

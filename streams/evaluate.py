@@ -504,7 +504,7 @@ def evaluate(
         alerts,
         truths,
         declarations=tap.count,
-        window_seconds=records_with_truth.window_seconds or settings.windows.size_seconds,
+        window_seconds=records_with_truth.window_seconds or settings.windows.grid().nominal_seconds,
         settings=settings,
         set_name=records_with_truth.name,
         mode=mode,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES
 from detectors.windows import ClosedWindow, TumblingWindows
 from streams.config import Settings
+from streams.config_windows import window_plan
 from streams.events import TradeDeclaration
 from streams.influence import InfluenceTracker
 from streams.series import ANY_ORIGIN, SeriesCatalog
@@ -29,9 +30,9 @@ class Features:
 
     def __init__(self, settings: Settings, catalog: SeriesCatalog | None = None) -> None:
         self.catalog = catalog or SeriesCatalog.from_settings(settings)
-        w = settings.windows
+        w, plan = settings.windows, window_plan(settings)
         self.windows = TumblingWindows(
-            size=w.size_seconds, grace=w.grace_seconds, max_empty_windows=w.max_empty_windows,
+            grid=plan.grid, grace=w.grace_seconds, max_empty_windows=plan.max_empty_windows,
             top_k=w.top_k, max_lead=w.max_watermark_lead_seconds,
             confirmations=w.watermark_confirmations,
         )

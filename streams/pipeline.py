@@ -17,8 +17,11 @@ This class is the façade over three parts with one job each:
 
 De-duplication by declaration id (:mod:`streams.dedup`) happens here, before
 anything counts. A window in which the whole partition had no declaration is a
-data gap (an outage upstream, not zero trade): detectors neither score nor learn
-on it.
+data gap (an outage upstream, not zero trade) when windows like it usually have
+records (:class:`detectors.activity.PartitionActivity`): detectors neither score
+nor learn on it. An ordinary quiet window (a Sunday on a working-day partition)
+is zero trade, learned as such. Window boundaries and every count of windows
+come from the configured grid (:mod:`streams.config_windows`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from detectors.activity import PartitionActivity
 from detectors.windows import ClosedWindow, TumblingWindows
 from streams.alert_policy import AlertPolicy
 from streams.config import Settings
@@ -61,6 +65,8 @@ class PartitionPipeline:
         self.features = Features(settings, catalog)
         self.scoring = Scoring(settings, metrics, catalog)
         self.policy = AlertPolicy(settings, metrics, clock)
+        #: Which empty windows are outages, learned per weekday (holiday, ...) of the grid.
+        self.activity = PartitionActivity()
         #: Declaration ids accepted recently: part of the state, checkpointed with it.
         self.seen = SeenIds(settings.validation.dedup_horizon_seconds)
         self.settings = settings
@@ -137,10 +143,11 @@ class PartitionPipeline:
 
     def _close(self, closed: list[ClosedWindow]) -> list[TradeAlert]:
         alerts: list[TradeAlert] = []
+        grid = self.windows.grid
         self.windows_closed += len(closed)
         for window in closed:
             contributions = self.features.influence.close(window.start)
-            if window.is_empty:
+            if self.activity.close(grid.phase(window.start), active=not window.is_empty):
                 if self.metrics:
                     self.metrics.data_gap_windows.inc()
                 self.policy.note_gap(window)

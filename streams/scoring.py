@@ -31,10 +31,12 @@ from collections.abc import Callable
 from typing import Any
 
 from detectors.base import Detector, Explanation
+from detectors.calendar import DAY
 from detectors.reference import chpl_tier
 from detectors.registry import build
 from detectors.windows import ClosedWindow, SeriesAggregate
 from streams.config import Settings
+from streams.config_windows import window_plan
 from streams.events import AlertSeries, TradeDeclaration
 from streams.metrics import PipelineMetrics
 from streams.series import SeriesCatalog, series_meta
@@ -56,10 +58,12 @@ ONE_SIDED_KINDS = frozenset({"volume"})
 #: about as much as a per-declaration detector, and a sample estimates the same quantiles.
 TIMING_SAMPLE = 16
 #: A series first seen after the partition has run for a while starts with up to this
-#: many empty windows learned: zero volume is what the partition observed for it.
-PREWARM_WINDOWS = 30
-#: Weight of the newest window in a series' activity share (about a 20-window memory).
-ACTIVITY_RATE = 0.05
+#: much history of empty windows learned: zero volume is what the partition observed
+#: for it (30 daily windows, 4 weekly, 1 monthly).
+PREWARM_HISTORY = 30 * DAY
+#: Memory of a series' activity share (the newest window weighs 1/20 on daily windows),
+#: never fewer than 3 windows: a share needs a few windows to mean anything.
+ACTIVITY_MEMORY = 20 * DAY
 
 #: ``threshold(detector, series key)``: the alert line, or None when the detector is off there.
 ThresholdOf = Callable[[str, str], "float | None"]
@@ -140,6 +144,11 @@ class Scoring:
         """Attach to this process's settings and metrics (after a restore, too)."""
         self.settings = settings
         self.metrics = metrics
+        #: The settings' durations in windows of the grid (derived: not part of the state).
+        self.plan = window_plan(settings)
+        grid = self.plan.grid
+        self._prewarm_windows = grid.windows_in(PREWARM_HISTORY)
+        self._activity_rate = 1.0 / max(3, grid.windows_in(ACTIVITY_MEMORY))
         self._timers = {n: metrics.detector_processing.labels(detector=n)
                         for n in settings.detectors} if metrics else {}
 
@@ -193,8 +202,8 @@ class Scoring:
 
     def score_series(self, window: ClosedWindow, threshold: ThresholdOf) -> list[Finding]:
         """Score and learn every series' window total (zero for series without declarations)."""
-        size = self.settings.windows.size_seconds
-        history = min(self._windows_seen, PREWARM_WINDOWS)
+        grid = self.plan.grid
+        history = min(self._windows_seen, self._prewarm_windows)
         for key in window.aggregates:
             if key not in self._series:
                 family = self.catalog.family_of(key)
@@ -202,7 +211,7 @@ class Scoring:
                 # the partition was live and this series had no declaration: its
                 # history is zeros, and a new route shipping every day is news
                 for i in range(history, 0, -1):
-                    zero = {"value": 0.0, "t": window.start - i * size}
+                    zero = {"value": 0.0, "t": grid.shift(window.start, -i)}
                     for detector in detectors.values():
                         detector.learn_one(zero)
                 self._series[key] = _SeriesState(series_meta(key), detectors, window.start,
@@ -227,7 +236,7 @@ class Scoring:
                     findings.append(Finding(
                         name, state.meta, family.direction, family.is_rollup, window.start,
                         explanation, line, "EUR", count=agg.count, ids=agg.top_declarations()))
-            state.activity += ACTIVITY_RATE * ((1.0 if agg.count else 0.0) - state.activity)
+            state.activity += self._activity_rate * ((1.0 if agg.count else 0.0) - state.activity)
         self._windows_seen += 1
         return findings
 
@@ -272,8 +281,8 @@ class Scoring:
     # -- housekeeping ----------------------------------------------------------------
 
     def evict(self, window_start: float) -> list[str]:
-        """Forget series without an event for ``idle_series_windows``; their keys."""
-        horizon = window_start - self.settings.windows.idle_series_windows * self.settings.windows.size_seconds
+        """Forget series without an event for ``windows.idle_series``; their keys."""
+        horizon = self.plan.grid.shift(window_start, -self.plan.idle_series_windows)
         evicted = []
         for table in (self._series, self._passthrough):
             stale = [k for k, s in table.items() if s.last_window < horizon]

@@ -144,6 +144,8 @@ class _Kind:
 
 
 def _allowlist() -> dict[str, _Kind]:
+    from detectors.activity import PartitionActivity
+    from detectors.calendar import WindowGrid
     from detectors.calibration import OnlineTailCalibrator
     from detectors.novelty import _KeyFilter
     from detectors.registry import DETECTOR_KINDS, part_classes
@@ -163,10 +165,12 @@ def _allowlist() -> dict[str, _Kind]:
         _Kind(InfluenceTracker, sample=InfluenceTracker),
         _Kind(Scoring, sample=lambda: Scoring(Settings()), transient=frozenset({
             "settings", "metrics", "catalog", "_timers", "_prototypes", "_pristine",
-            "_min_activity"})),
+            "_min_activity", "plan", "_prewarm_windows", "_activity_rate"})),
         _Kind(AlertPolicy, sample=lambda: AlertPolicy(Settings()), transient=frozenset({
-            "settings", "metrics", "clock", "_thresholds"})),
+            "settings", "metrics", "clock", "_thresholds", "plan"})),
         _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),
+        _Kind(WindowGrid, sample=WindowGrid),
+        _Kind(PartitionActivity, sample=PartitionActivity),
         _Kind(SeenIds, sample=lambda: SeenIds(0.0)),
         _Kind(SeriesAggregate),
         _Kind(_SeriesState),

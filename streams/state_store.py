@@ -112,7 +112,7 @@ class PartitionStateStore:
             raise StateTooLarge(
                 f"state of {topic}[{partition}] is {len(raw):,} bytes compressed, over the "
                 f"{MAX_STATE_RECORD_BYTES:,}-byte changelog record limit; lower the novelty "
-                f"detector's capacity or the number of series (windows.idle_series_windows)")
+                f"detector's capacity or the number of series (windows.idle_series)")
         try:
             sent = await self.producer.send_and_wait(
                 self.topic, raw, key=state_key(topic, partition), partition=partition)

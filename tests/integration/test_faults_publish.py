@@ -76,8 +76,7 @@ def _fence(which: str, stream: FaultStream, settings: Settings,
             continue
         decoded[pos] = decode_declaration(raw)
     (partition,) = {p for (p, _), d in decoded.items() if d.declaration_id in ids}
-    closes = (first.window_start + dt.timedelta(seconds=settings.windows.size_seconds
-                                                + settings.windows.grace_seconds)
+    closes = (first.window_end + dt.timedelta(seconds=settings.windows.grace_seconds)
               + dt.timedelta(days=1))
     offset = min(off for (p, off), d in decoded.items() if p == partition and d.declared_at >= closes)
     return partition, offset

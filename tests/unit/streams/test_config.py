@@ -29,7 +29,7 @@ def test_the_shipped_config_is_valid() -> None:
 @pytest.mark.parametrize(
     "text,path,hint",
     [
-        ("[windows]\nsize_secnds = 3600", "windows.size_secnds", "valid keys: grace_seconds"),
+        ("[windows]\nsize_secnds = 3600", "windows.size_secnds", "valid keys: calendar, grace_seconds"),
         ("bogus = 1", "bogus", "valid keys: alerts"),
         ('[windows]\nlevels = ["hs8"]', "windows.levels[0]", "valid: hs6, hs4, hs2, tier"),
         ('[alerts]\nmin_severity = "urgent"', "alerts.min_severity", "valid: low, medium"),

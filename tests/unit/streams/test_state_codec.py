@@ -102,6 +102,14 @@ def test_a_spike_stream_cut_in_two_raises_exactly_the_alerts_of_one_run() -> Non
     assert _assert_cut_changes_nothing(records, _settings()) > 0
 
 
+@pytest.mark.parametrize("example", ["week.toml", "month.toml"])
+def test_calendar_windows_cut_in_two_raise_exactly_the_alerts_of_one_run(example: str) -> None:
+    """The grid (Berlin weeks, months) and the weekday activity model travel with the state."""
+    settings = load_settings(Path(DEFAULT_CONFIG_PATH).parent / "examples" / example, env={})
+    records, _ = spike_stream(days=300, spike_day=213)
+    assert _assert_cut_changes_nothing(records, settings) > 0
+
+
 def test_the_small_scenario_set_cut_in_two_raises_exactly_the_alerts_of_one_run() -> None:
     """One partition of the small scenario set (~30k declarations, cut at day ~60 of 120)."""
     from streams.evaluate import labelled_stream

@@ -165,3 +165,51 @@ def test_flush_closes_everything_and_later_events_are_late() -> None:
     assert [c.start for c in w.flush()] == [0.0, DAY]
     assert w.flush() == []
     assert add(w, DAY + 20) is False
+
+
+# -- calendar grids --------------------------------------------------------------------
+
+
+def _utc(*args: int) -> float:
+    import datetime as dt
+
+    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()
+
+
+def test_late_data_across_a_month_boundary_is_taken_within_the_grace() -> None:
+    from detectors.calendar import WindowGrid
+
+    w = TumblingWindows(grid=WindowGrid.calendar("month"), grace=3 * DAY)
+    add(w, _utc(2024, 2, 29, 22), value=1.0, ident="feb")  # leap day
+    add(w, _utc(2024, 3, 3, 23), value=2.0, ident="mar")
+    assert w.advance() == []  # February is still in its grace (until 4 March)
+    assert add(w, _utc(2024, 2, 29, 23), value=4.0, ident="late")  # late, but in time
+    add(w, _utc(2024, 3, 4, 0, 0, 1), value=8.0, ident="mar2")  # Feb end + 3 days passed
+    (feb,) = w.advance()
+    assert (feb.start, feb.end) == (_utc(2024, 2, 1), _utc(2024, 3, 1))
+    assert feb.aggregates[KEY[0]].value_eur == 5.0
+    assert add(w, _utc(2024, 2, 29, 23, 30), ident="too late") is False
+    assert w.is_late(_utc(2024, 2, 15)) and not w.is_late(_utc(2024, 3, 31, 23))
+
+
+def test_empty_months_between_busy_ones_are_emitted_with_their_own_lengths() -> None:
+    from detectors.calendar import WindowGrid
+
+    w = TumblingWindows(grid=WindowGrid.calendar("month"))
+    add(w, _utc(2023, 12, 5))
+    add(w, _utc(2024, 4, 1))
+    closed = w.advance()
+    assert [(c.end - c.start) / DAY for c in closed] == [31, 31, 29, 31]
+    assert [c.is_empty for c in closed] == [False, True, True, True]
+
+
+def test_berlin_days_close_at_local_midnight() -> None:
+    from detectors.calendar import WindowGrid
+
+    w = TumblingWindows(grid=WindowGrid.calendar("day", timezone="Europe/Berlin"))
+    add(w, _utc(2024, 10, 26, 21, 59), ident="sat")  # Saturday 23:59 CEST
+    add(w, _utc(2024, 10, 26, 22, 0), ident="sun")  # Sunday 00:00 CEST: the 25 h day
+    (sat,) = w.advance()
+    assert sat.end == _utc(2024, 10, 26, 22)
+    (sun,) = w.flush()
+    assert sun.end - sun.start == 25 * 3600
