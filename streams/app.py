@@ -43,7 +43,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.config import Settings
-from streams.delivery import BACKOFF_MAX_SECONDS, BACKOFF_START_SECONDS, deliver
+from streams.delivery import (
+    BACKOFF_MAX_SECONDS,
+    BACKOFF_START_SECONDS,
+    ResettableProducer,
+    deliver,
+)
 from streams.faults import FaultInjector
 from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
@@ -63,6 +68,9 @@ BATCH_MAX = 2000
 FETCH_TIMEOUT_MS = 200
 #: How often windows are checked for the idle close, lag is sampled and gauges set.
 TICK_SECONDS = 1.0
+#: A partition's lag counts as known only if a fetch for it was answered this recently:
+#: while the broker is unreachable nothing is "caught up", so no window idle-closes.
+LAG_FRESH_SECONDS = 5.0
 #: A clean shutdown waits this long at most to save the state learned since the last save.
 SHUTDOWN_SAVE_SECONDS = 10.0
 
@@ -90,7 +98,7 @@ class WorkerLoop:
         self.metrics = metrics
         self.faults = faults or FaultInjector()
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: ResettableProducer | None = None
         self.store: StateStore | None = None
         #: partition -> windows_closed of its pipeline at its last saved state
         self._saved_at: dict[int, int] = {}
@@ -115,9 +123,9 @@ class WorkerLoop:
     async def run(self) -> None:
         s = self.settings
         kafka = aiokafka_kwargs(s.kafka)
-        self.producer = AIOKafkaProducer(
+        self.producer = ResettableProducer(lambda: AIOKafkaProducer(
             **kafka, client_id=f"{s.kafka.client_id}-out", acks="all", enable_idempotence=True,
-            linger_ms=5, **producer_kwargs())
+            linger_ms=5, **producer_kwargs()))
         await self.producer.start()
         # the incident topic is newer than most deployments: create it rather than block on it
         await asyncio.to_thread(ensure_topics, s.kafka, [incidents_spec(s.topics.incidents,
@@ -303,8 +311,13 @@ class WorkerLoop:
         topic = self.settings.topics.declarations
         assignment = {tp for tp in consumer.assignment() if tp.topic == topic}
         self.handler.sync_assignment({(tp.topic, tp.partition) for tp in assignment})
+        now_ms = time.time() * 1000
         for tp in assignment:
-            self.handler.record_highwater(tp.topic, tp.partition, consumer.highwater(tp))
+            # a highwater from a fetch answered long ago (broker down) says nothing about now
+            polled = consumer.last_poll_timestamp(tp)
+            fresh = polled is not None and now_ms - polled <= LAG_FRESH_SECONDS * 1000
+            self.handler.record_highwater(tp.topic, tp.partition,
+                                          consumer.highwater(tp) if fresh else None)
         self._undelivered = True
         out = self.handler.tick()
         await self._deliver(out)

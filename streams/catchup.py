@@ -51,6 +51,14 @@ class CatchUp:
         else:
             self._caught_up_since.setdefault(tp, now)
 
+    def unknown(self, tp: TopicPartition) -> None:
+        """The lag of ``tp`` cannot be known now (no fresh fetch: the broker may be down).
+
+        A worker that cannot reach the broker does not know that nothing is waiting
+        for it, so the quiet period starts again once a fresh sample says lag 0.
+        """
+        self._caught_up_since.pop(tp, None)
+
     def last_record(self, tp: TopicPartition) -> float | None:
         return self._last_record.get(tp)
 

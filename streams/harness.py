@@ -315,10 +315,25 @@ class DeadLetter:
     source_partition: int
     source_offset: int
     offset: int  # its own offset in the DLQ
+    #: An oversized record's dead letter keeps only its head (streams.delivery):
+    #: the original's size and sha256, else None.
+    original_size: int | None = None
+    original_sha256: str | None = None
 
     @property
     def source(self) -> tuple[int, int]:
         return (self.source_partition, self.source_offset)
+
+    def carries(self, original: bytes | None) -> bool:
+        """True when this dead letter holds ``original``: whole, or its head plus digest."""
+        if original is None:
+            return False
+        if self.original_size is None:
+            return self.value == original
+        import hashlib
+
+        return (original.startswith(self.value) and len(original) == self.original_size
+                and hashlib.sha256(original).hexdigest() == self.original_sha256)
 
 
 def read_dead_letters(bootstrap: str | KafkaSettings, dlq_topic: str, *, timeout: float = 60.0,
@@ -331,5 +346,7 @@ def read_dead_letters(bootstrap: str | KafkaSettings, dlq_topic: str, *, timeout
             value=r.value or b"", key=r.key, reason=h.get("tw-reason", ""),
             detail=h.get("tw-detail", ""), source_topic=h.get("tw-source-topic", ""),
             source_partition=int(h.get("tw-source-partition", "-1")),
-            source_offset=int(h.get("tw-source-offset", "-1")), offset=r.offset))
+            source_offset=int(h.get("tw-source-offset", "-1")), offset=r.offset,
+            original_size=(int(h["tw-value-truncated"]) if "tw-value-truncated" in h else None),
+            original_sha256=h.get("tw-value-sha256")))
     return out

@@ -255,7 +255,9 @@ class RecordHandler:
                 self.metrics.consumer_lag.remove(topic, str(partition))
 
     def record_highwater(self, topic: str, partition: int, highwater: int | None) -> None:
-        if highwater is None:  # the client has not fetched from the partition yet
+        """Sample a partition's lag; ``None`` = unknown (no fetch yet, or none lately)."""
+        if highwater is None:
+            self._catch_up.unknown((topic, partition))
             return
         position = self._positions.get((topic, partition), 0)
         lag = max(0, highwater - position)

@@ -1,13 +1,19 @@
-"""An alert or dead letter that cannot be published stops the commit.
+"""Output that cannot be published is never committed past, and never lost.
 
 Issue 8 lost the dead letter of a 1,048,300-byte record: the send failed, was logged
 and counted, and the record's offset was committed anyway, so the record was neither
-processed nor in the DLQ. Here the broker refuses the output for a while: the topic
-is created with a ``max.message.bytes`` smaller than what the worker must write to it.
-While it refuses, the committed offset of the record's partition must not pass the
-record, and the worker's health metric must say so; once the topic is fixed
-(``max.message.bytes`` raised), the worker's retries get through and the accounting
-holds: count in = processed + dead-lettered, alerts equal to the offline run.
+processed nor in the DLQ. Here the broker refuses the output: the topic is created
+with a ``max.message.bytes`` smaller than what the worker must write to it.
+
+* alerts: while the alerts topic refuses, the committed offset of the partition must
+  not pass the record whose window raised the alert, and the health metric must say
+  so; once the topic is fixed (``max.message.bytes`` raised) the retries get through.
+* dead letters: the original bytes of an oversized record can never fit a DLQ that
+  refuses them, so its dead letter is published shrunk to fit, with the original's
+  size and sha256 (``streams.delivery``).
+
+Both end with the accounting: count in = processed + dead-lettered, alerts equal to
+the offline run.
 """
 
 from __future__ import annotations
@@ -82,9 +88,38 @@ def _fence(which: str, stream: FaultStream, settings: Settings,
     return partition, offset
 
 
-@pytest.mark.parametrize("which", ["dlq", "alerts"])
+def test_a_dead_letter_too_large_for_the_dlq_is_published_truncated_and_accounted(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Re-sending bytes the DLQ can never take would stall the partition for good: the
+    oversized record's dead letter is published shrunk to fit, with the original's size
+    and sha256, so it is still accounted for (and found in the source topic)."""
+    stream = fault_stream(partitions=4)
+    settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
+    t = settings.topics
+    specs = [TopicSpec(s.name, s.partitions, s.retention_ms,
+                       extra_config={"max.message.bytes": str(TOO_SMALL["dlq"])})
+             if s.name == t.dlq else s
+             for s in default_topic_specs(t.declarations, t.dlq, t.alerts, 4)]
+    ensure_topics(kafka_bootstrap, specs)
+    with running_worker(toml, settings, tmp_path / "worker") as worker:
+        produce(kafka_bootstrap, t.declarations, stream)
+        wait_committed(settings, [worker])
+        wait_windows_flushed(settings, [worker])
+        acc = assert_accounted(settings, stream, [worker])
+        failures = worker.sample(PUBLISH_FAILURES_METRIC)
+    oversized = stream.bad["oversized"]
+    [letter] = [d for d in acc.dead if d.original_size is not None]
+    assert letter.reason == "oversized" and letter.original_size == len(oversized)
+    assert letter.carries(oversized) and len(letter.value) < TOO_SMALL["dlq"]
+    assert failures > 0  # the refused full-size attempts are counted
+    print(f"\ndead letter of {len(oversized)} bytes published as {len(letter.value)}: "
+          f"{acc.summary()}")
+
+
+@pytest.mark.parametrize("which", ["alerts"])
 def test_output_that_cannot_be_published_holds_the_commit_until_it_can(
         kafka_bootstrap: str, tmp_path: Path, which: str) -> None:
+    """An alert the alerts topic refuses is retried, never skipped: the commit waits."""
     stream = fault_stream(partitions=4)
     settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
     t = settings.topics

@@ -8,7 +8,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streams.delivery import TRUNCATED_KEEP_BYTES, deliver
+from streams.delivery import TRUNCATED_SIZES, deliver
+
+TRUNCATED_KEEP_BYTES = TRUNCATED_SIZES[0]
 from streams.metrics import PipelineMetrics
 from streams.worker import Outgoing
 
@@ -91,3 +93,46 @@ def test_an_oversized_dead_letter_is_published_truncated_with_its_size_and_diges
     assert h["tw-reason"] == b"too_large"
     assert h["tw-value-truncated"] == str(len(original)).encode()
     assert h["tw-value-sha256"] == hashlib.sha256(original).hexdigest().encode()
+
+
+def test_a_dead_letter_shrinks_until_the_topic_takes_it() -> None:
+    original = b"y" * 100_000
+    broker, metrics = FlakyBroker(max_bytes=TRUNCATED_SIZES[1]), _metrics()
+    _run(broker, [Outgoing("dead_letter", b"k", original, [])], metrics)
+    [(_, value, headers)] = broker.stored
+    assert value == original[:TRUNCATED_SIZES[1]]
+    assert dict(headers)["tw-value-truncated"] == b"100000"  # the original's size, not 64 KiB
+    assert dict(headers)["tw-value-sha256"] == hashlib.sha256(original).hexdigest().encode()
+
+
+class OutOfOrderSequenceNumber(Exception):
+    """Named like aiokafka's error after a refused batch of an idempotent producer."""
+
+
+class WedgedProducer(FlakyBroker):
+    """Every send fails out of sequence until reset() gives a fresh producer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wedged = True
+        self.resets = 0
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> Any:
+        if self.wedged:
+            self.attempts += 1
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(OutOfOrderSequenceNumber("45"))
+            return future
+        return await super().send(topic, value, key, headers)
+
+    async def reset(self) -> None:
+        self.wedged = False
+        self.resets += 1
+
+
+def test_a_wedged_idempotent_producer_is_replaced_before_the_retry() -> None:
+    broker, metrics = WedgedProducer(), _metrics()
+    _run(broker, [Outgoing("alert", b"k", b"a1", [])], metrics)
+    assert broker.resets == 1
+    assert [v for _, v, _ in broker.stored] == [b"a1"]

@@ -138,6 +138,26 @@ def test_a_caught_up_partition_is_idle_closed_after_the_quiet_period() -> None:
         b"late_event"]
 
 
+def test_a_partition_whose_lag_is_unknown_is_not_idle_closed() -> None:
+    """The broker is down: the last highwater said lag 0, but nothing is known since.
+    The worker loop reports such a partition's highwater as None."""
+    clock = FakeClock()
+    handler, registry = make_handler(clock)
+    records, _ = spike_stream(days=3)
+    feed(handler, records, partition=0)
+    handler.record_highwater("t", 0, len(records))  # lag 0, then the broker goes away
+    clock.now += QUIET / 2
+    handler.record_highwater("t", 0, None)
+    clock.now += 10 * QUIET
+    handler.record_highwater("t", 0, None)
+    handler.tick()
+    assert handler.pipelines[0].windows.open_series > 0
+    handler.record_highwater("t", 0, len(records))  # back: the quiet period starts again
+    clock.now += QUIET
+    handler.tick()
+    assert registry.get_sample_value("tradewatch_idle_closes_total") == 1
+
+
 def test_a_record_restarts_the_quiet_period() -> None:
     clock = FakeClock()
     handler, _ = make_handler(clock)
