@@ -99,7 +99,7 @@ def test_a_dead_letter_too_large_for_the_dlq_is_published_truncated_and_accounte
     specs = [TopicSpec(s.name, s.partitions, s.retention_ms,
                        extra_config={"max.message.bytes": str(TOO_SMALL["dlq"])})
              if s.name == t.dlq else s
-             for s in default_topic_specs(t.declarations, t.dlq, t.alerts, 4)]
+             for s in pipeline_topic_specs(t)]
     ensure_topics(kafka_bootstrap, specs)
     with running_worker(toml, settings, tmp_path / "worker") as worker:
         produce(kafka_bootstrap, t.declarations, stream)
