@@ -415,6 +415,11 @@ def create_app(
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
         topic_allow_declare=True,
+        # faust's own consumer joins its group before the app starts our loop: after a
+        # kill -9 it must not wait out the dead process's session (60 s by default)
+        broker_session_timeout=settings.worker.session_timeout_seconds,
+        consumer_group_instance_id=(f"{settings.worker.instance_id}-app"
+                                    if settings.worker.instance_id else None),
     )
     handler = RecordHandler(settings, metrics)
     loop = WorkerLoop(settings, handler, metrics)

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from streams.config import ConfigError, KafkaSettings
+from streams.kafka_local import quiet_logger
 from streams.redact import mask_credentials
 
 __all__ = [
@@ -210,7 +209,7 @@ def check_cluster(kafka: KafkaSettings | str, timeout: float = 10.0) -> None:
     security = _security_aiokafka(kafka)  # ConfigError (unset password variable...) first
     secrets = [v for v in (security.get("sasl_plain_password"),) if v]
     deadline = time.monotonic() + timeout
-    with _quiet("aiokafka"):
+    with quiet_logger("aiokafka"):
         try:
             asyncio.run(_check(kafka, security, deadline))
         except KafkaUnreachable as err:
@@ -341,16 +340,3 @@ def _scrub(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return mask_credentials(text)
-
-
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """The probe reports every failure itself; the client library's own error logs
-    (a traceback per refused connection) would only repeat it."""
-    logger = logging.getLogger(name)
-    old = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)

@@ -451,9 +451,10 @@ def _lock(secure: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet_kafka_logging() -> Iterator[None]:
-    """kafka-python logs every refused connection at ERROR; while polling that is noise."""
-    logger = logging.getLogger("kafka")
+def quiet_logger(name: str = "kafka") -> Iterator[None]:
+    """Silence one library logger for a while: a Kafka client logs every refused
+    connection at ERROR (a traceback each), which while probing is only noise."""
+    logger = logging.getLogger(name)
     old = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
@@ -471,7 +472,7 @@ def _probe(bootstrap: str, timeout_s: float = 3.0,
     from kafka.admin import KafkaAdminClient
 
     ms = max(int(timeout_s * 1000), 500)
-    with _quiet_kafka_logging():
+    with quiet_logger("kafka"):
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap, client_id="tradewatch-kafka-local",

@@ -22,6 +22,7 @@ a few minutes on two cores; ``TRADEWATCH_FAULTS_DAILY=1000`` runs the full set.
 from __future__ import annotations
 
 import contextlib
+import re
 import dataclasses
 import datetime as dt
 import functools
@@ -93,6 +94,20 @@ DAILY_DECLARATIONS = float(os.environ.get("TRADEWATCH_FAULTS_DAILY", "150"))
 def shipped_config() -> str:
     """deploy/tradewatch.toml, the config the issue's acceptance runs use."""
     return DEFAULT_CONFIG_PATH.read_text()
+
+
+#: Quiet period before the last windows idle-close in tests whose subject is a fault,
+#: not the idle close itself (the undisturbed runs keep the shipped 30 s).
+FAST_IDLE_SECONDS = 8
+
+
+def fault_config() -> str:
+    """The shipped config with a short idle close, so a fault test ends sooner."""
+    text = shipped_config()
+    changed = re.sub(r"^idle_timeout_seconds = \d+", f"idle_timeout_seconds = {FAST_IDLE_SECONDS}",
+                     text, count=1, flags=re.M)
+    assert changed != text, "deploy/tradewatch.toml has no [windows] idle_timeout_seconds line"
+    return changed
 
 
 # ----------------------------------------------------------------------------- streams

@@ -23,7 +23,7 @@ from tests.integration.faults import (
     fault_stream,
     private_broker,
     produce,
-    shipped_config,
+    fault_config,
     wait_committed,
     wait_for,
     wait_windows_flushed,
@@ -42,7 +42,7 @@ def test_the_worker_rides_out_a_broker_kill9_and_raises_the_same_alerts(
     half = len(stream) // 2
     with private_broker(tmp_path / "var") as broker:
         assert kafka_local.is_answering(kafka_bootstrap), "the shared broker must be untouched"
-        settings, toml = private_settings(broker.bootstrap, shipped_config(), partitions=4)
+        settings, toml = private_settings(broker.bootstrap, fault_config(), partitions=4)
         with running_worker(toml, settings, tmp_path / "worker") as worker:
             produce(broker.bootstrap, settings.topics.declarations, stream, stream.records[:half])
             wait_for(lambda: worker.sample(PROCESSED_METRIC) >= half // 2,

@@ -38,7 +38,7 @@ from tests.integration.faults import (
     fault_stream,
     produce,
     replay,
-    shipped_config,
+    fault_config,
     wait_committed,
     wait_for,
     wait_windows_flushed,
@@ -94,7 +94,7 @@ def test_a_dead_letter_too_large_for_the_dlq_is_published_truncated_and_accounte
     oversized record's dead letter is published shrunk to fit, with the original's size
     and sha256, so it is still accounted for (and found in the source topic)."""
     stream = fault_stream(partitions=4)
-    settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
+    settings, toml = private_settings(kafka_bootstrap, fault_config(), partitions=4)
     t = settings.topics
     specs = [TopicSpec(s.name, s.partitions, s.retention_ms,
                        extra_config={"max.message.bytes": str(TOO_SMALL["dlq"])})
@@ -121,7 +121,7 @@ def test_output_that_cannot_be_published_holds_the_commit_until_it_can(
         kafka_bootstrap: str, tmp_path: Path, which: str) -> None:
     """An alert the alerts topic refuses is retried, never skipped: the commit waits."""
     stream = fault_stream(partitions=4)
-    settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
+    settings, toml = private_settings(kafka_bootstrap, fault_config(), partitions=4)
     t = settings.topics
     refused = t.dlq if which == "dlq" else t.alerts
     specs = [TopicSpec(s.name, s.partitions, s.retention_ms,

@@ -23,7 +23,7 @@ from tests.integration.faults import (
     describe,
     fault_stream,
     produce,
-    shipped_config,
+    fault_config,
     wait_committed,
     wait_for,
     wait_windows_flushed,
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(4
 def test_partitions_that_move_between_machines_resume_from_the_changelog(
         kafka_bootstrap: str, tmp_path: Path) -> None:
     stream = fault_stream(partitions=6)
-    base, base_toml = private_settings(kafka_bootstrap, shipped_config(), partitions=6)
+    base, base_toml = private_settings(kafka_bootstrap, fault_config(), partitions=6)
     t = base.topics
     ensure_topics(kafka_bootstrap, pipeline_topic_specs(t))
     thirds = [stream.records[i * len(stream) // 3:(i + 1) * len(stream) // 3] for i in range(3)]

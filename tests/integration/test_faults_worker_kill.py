@@ -30,7 +30,7 @@ from tests.integration.faults import (
     describe,
     fault_stream,
     produce,
-    shipped_config,
+    fault_config,
     wait_committed,
     wait_for,
     wait_windows_flushed,
@@ -46,7 +46,7 @@ KILL_AT_BATCH = 3
 def test_a_worker_killed_at_any_point_of_a_batch_and_restarted_loses_nothing(
         kafka_bootstrap: str, tmp_path: Path, point: str) -> None:
     stream = fault_stream(partitions=4)
-    settings, toml = private_settings(kafka_bootstrap, shipped_config(), partitions=4)
+    settings, toml = private_settings(kafka_bootstrap, fault_config(), partitions=4)
     t = settings.topics
     ensure_topics(kafka_bootstrap, pipeline_topic_specs(t))
     data_dir = tmp_path / "data"
