@@ -7,11 +7,10 @@ pipeline and reports what an analyst would face each month:
 ``alerts_per_month``
     Published alerts by the calendar month (UTC) of their window start.
 ``incidents_per_month``
-    Alerts grouped by (window start, destination, HS2 chapter): a **provisional**
-    grouping until the pipeline publishes incidents. The destination is the transit
-    hub for flows into or out of one (DE->KG, KG->RU and the KG pass-through are one
-    group), the chapter is the product code's first two digits (a tier series is
-    its own family, ``T1``...). The JSON says so in ``incident_grouping``.
+    The pipeline's own incidents (``alert.incident_id``: one window, one destination
+    or transit hub, one goods family, see :mod:`streams.incidents`). Alerts without
+    an incident id (from runs before incidents existed) fall back to the same key
+    computed here: (window start, destination or hub, HS2 chapter or CHPL tier).
 ``recall``, ``high_severity_on_traps``
     From :func:`streams.evaluate.score` (alerts matched to ground truth by series
     key and time, or by injected declaration id); plus
@@ -20,8 +19,7 @@ pipeline and reports what an analyst would face each month:
 ``top3_share``
     Share of caught evasion scenarios whose best incident ranks in the top 3 of its
     month. Incidents rank by their best alert's ranking figure: the alert's
-    ``evidence.details`` entry ``surprise_bits`` or ``neg_log10_p`` when the pipeline
-    provides one, else its score. Ties count against the scenario (rank = 1 + the
+    ``surprise`` (-log10 p of its evidence, unsaturated), else its score. Ties count against the scenario (rank = 1 + the
     number of other incidents of the month ranking at least as high), so saturated
     scores (every alert 1.00) rank nothing in the top 3 unless the month is quiet.
 
@@ -60,7 +58,7 @@ __all__ = [
     "main_real",
 ]
 
-INCIDENT_GROUPING = "window x destination (the hub for transit flows) x hs2 (provisional)"
+INCIDENT_GROUPING = "the pipeline's incidents: window x destination (hub for transit flows) x goods family"
 _SEV = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -68,8 +66,8 @@ def _month(alert: TradeAlert) -> str:
     return alert.window_start.astimezone(dt.UTC).strftime("%Y-%m")
 
 
-def incident_key(alert: TradeAlert) -> tuple[float, str, str]:
-    """(window start, destination or hub, goods family) of an alert (provisional).
+def incident_key(alert: TradeAlert) -> Any:
+    """The alert's incident id; without one, (window start, destination or hub, family).
 
     >>> from streams.events import AlertEvidence, AlertSeries
     >>> s = AlertSeries(key="hs6:DE>KG:854231", level="hs6", origin_country="DE",
@@ -82,6 +80,8 @@ def incident_key(alert: TradeAlert) -> tuple[float, str, str]:
     >>> incident_key(a)[1:]
     ('KG', '85')
     """
+    if getattr(alert, "incident_id", None):
+        return alert.incident_id
     s = alert.series
     place = s.transit_country if s.transit_country not in ("", "none") else s.destination_country
     code = s.product_code
@@ -91,6 +91,8 @@ def incident_key(alert: TradeAlert) -> tuple[float, str, str]:
 
 def ranking_figure(alert: TradeAlert) -> float:
     """The unsaturated ranking figure when the alert carries one, else its score."""
+    if getattr(alert, "surprise", 0.0):  # 0.0: an alert from before the ranking figure
+        return float(alert.surprise)
     details = alert.evidence.details
     for name in ("surprise_bits", "neg_log10_p", "ranking"):
         v = details.get(name)
@@ -105,7 +107,7 @@ def real_report(
     """The monthly figures, recall, trap severity and top-3 share of one run."""
     alerts = card.alerts
     per_month = Counter(_month(a) for a in alerts)
-    incidents: dict[tuple[float, str, str], list[int]] = defaultdict(list)
+    incidents: dict[Any, list[int]] = defaultdict(list)
     for i, a in enumerate(alerts):
         incidents[incident_key(a)].append(i)
     inc_month = {k: _month(alerts[v[0]]) for k, v in incidents.items()}
@@ -115,7 +117,7 @@ def real_report(
     for k, v in inc_rank_value.items():
         by_month_values[inc_month[k]].append(v)
 
-    def rank(k: tuple[float, str, str]) -> int:
+    def rank(k: Any) -> int:
         # pessimistic on ties: every other incident at least as high ranks above
         return sum(1 for v in by_month_values[inc_month[k]] if v >= inc_rank_value[k])
 
@@ -156,7 +158,7 @@ def real_report(
         "high_severity_incidents_on_traps": high_trap_incidents,
         "top3_share": (sum(1 for r in caught if r <= 3) / len(caught)) if caught else None,
         "scenario_incident_rank": scenario_ranks,
-        "ranking_figure": "evidence.details surprise_bits/neg_log10_p if present, else score",
+        "ranking_figure": "alert.surprise (-log10 p) if present, else score",
         "breakdown": _breakdown(alerts),
         "scorecard": card.to_dict(),
     }
