@@ -43,12 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.config import Settings
-from streams.delivery import (
-    BACKOFF_MAX_SECONDS,
-    BACKOFF_START_SECONDS,
-    ResettableProducer,
-    deliver,
-)
+from streams.delivery import Backoff, ResettableProducer, deliver
 from streams.faults import FaultInjector
 from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
@@ -127,11 +122,15 @@ class WorkerLoop:
             **kafka, client_id=f"{s.kafka.client_id}-out", acks="all", enable_idempotence=True,
             linger_ms=5, **producer_kwargs()))
         await self.producer.start()
-        # the incident topic is newer than most deployments: create it rather than block on it
-        await asyncio.to_thread(ensure_topics, s.kafka, [incidents_spec(s.topics.incidents,
-                                                                        s.topics.partitions)])
+        # created here too, not only by `tradewatch topics create`: the incident topic is
+        # newer than most deployments, and a new consumer group is a new changelog (a
+        # broker that auto-creates topics would create it on the first save, uncompacted)
+        specs = [incidents_spec(s.topics.incidents, s.topics.partitions)]
         if s.worker.checkpoints:
-            self.store = await self._make_store()
+            specs.append(changelog_spec(s.kafka.consumer_group, s.topics.partitions))
+        await asyncio.to_thread(ensure_topics, s.kafka, specs)
+        if s.worker.checkpoints:
+            self.store = self._make_store()
         self.consumer = AIOKafkaConsumer(
             **kafka, group_id=s.kafka.consumer_group, client_id=s.kafka.client_id,
             group_instance_id=s.worker.instance_id or None,
@@ -167,16 +166,9 @@ class WorkerLoop:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stopped.wait(), timeout=timeout)
 
-    async def _make_store(self) -> StateStore:
-        """The changelog store; creates the group's changelog topic if it is missing.
-
-        Created here too (not only by ``tradewatch topics create``): a new consumer
-        group is a new changelog, and a broker that auto-creates topics would
-        otherwise create it on the first save without compaction.
-        """
+    def _make_store(self) -> StateStore:
+        """The group's changelog store (its topic exists: :meth:`run` made sure)."""
         s = self.settings
-        spec = changelog_spec(s.kafka.consumer_group, s.topics.partitions)
-        await asyncio.to_thread(ensure_topics, s.kafka, [spec])
         assert self.producer is not None
         return PartitionStateStore(
             s, self.metrics, self.producer,
@@ -276,20 +268,20 @@ class WorkerLoop:
         position = self.handler.position(topic, partition)
         if self.store is None or pipeline is None or position is None:
             return
-        backoff = BACKOFF_START_SECONDS
-        while True:
-            try:
-                await self.store.save(topic, partition, pipeline, next_offset=position)
-                break
-            except Exception as err:  # noqa: BLE001 - retried; offsets stay uncommitted
-                self.metrics.publish_failures.labels(kind="state").inc()
-                self.metrics.publish_blocked.set(1)
-                log.warning("could not save the state of %s[%d]: %s: %s; retrying in %.1fs "
-                            "(offsets stay uncommitted)", topic, partition,
-                            type(err).__name__, err, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(BACKOFF_MAX_SECONDS, backoff * 2)
-        self.metrics.publish_blocked.set(0)
+        backoff = Backoff(self.metrics)
+        try:
+            while True:
+                try:
+                    await self.store.save(topic, partition, pipeline, next_offset=position)
+                    break
+                except Exception as err:  # noqa: BLE001 - retried; offsets stay uncommitted
+                    self.metrics.publish_failures.labels(kind="state").inc()
+                    log.warning("could not save the state of %s[%d]: %s: %s; retrying in "
+                                "%.1fs (offsets stay uncommitted)", topic, partition,
+                                type(err).__name__, err, backoff.delay)
+                    await backoff.wait()
+        finally:
+            backoff.close()
         self._saved_at[partition] = pipeline.windows_closed
         self._saved_when[partition] = time.monotonic()
 

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from streams.metrics import PipelineMetrics
 from streams.worker import Outgoing
 
-__all__ = ["deliver", "ResettableProducer", "Sender", "TRUNCATED_SIZES", "truncated_dead_letter"]
+__all__ = ["Backoff", "deliver", "ResettableProducer", "Sender", "TRUNCATED_SIZES", "truncated_dead_letter"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,35 @@ class Sender(Protocol):
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]: ...
+
+
+class Backoff:
+    """Pacing of retries for output that must not be skipped, with the health gauge.
+
+    Waits 0.1 s, doubling up to 5 s; ``tradewatch_publish_blocked`` is 1 from the
+    first wait until :meth:`close`. Shared by the delivery of alerts and dead
+    letters and by the worker's state saves, so every blocked output looks alike.
+    """
+
+    def __init__(self, metrics: PipelineMetrics,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.metrics = metrics
+        self.sleep = sleep
+        #: The next wait, in seconds (what a log line announces).
+        self.delay = BACKOFF_START_SECONDS
+        self.blocked = False
+
+    async def wait(self) -> None:
+        if not self.blocked:
+            self.blocked = True
+            self.metrics.publish_blocked.set(1)
+        await self.sleep(self.delay)
+        self.delay = min(BACKOFF_MAX_SECONDS, self.delay * 2)
+
+    def close(self) -> None:
+        if self.blocked:
+            self.blocked = False
+            self.metrics.publish_blocked.set(0)
 
 
 def _too_large(err: BaseException) -> bool:
@@ -135,8 +164,7 @@ async def deliver(
     dead letter (see the module doc). ``topic_of`` names each message's topic.
     """
     pending = list(out)
-    backoff = BACKOFF_START_SECONDS
-    blocked = False
+    backoff = Backoff(metrics, sleep)
     try:
         while pending:
             results = await _send_all(producer, pending, topic_of)
@@ -157,7 +185,7 @@ async def deliver(
                     continue
                 log.warning("could not publish %s to %s: %s: %s; retrying in %.1fs "
                             "(offsets stay uncommitted)", item.kind, topic_of(item),
-                            type(result).__name__, result, backoff)
+                            type(result).__name__, result, backoff.delay)
                 failed.append(item)
             if not failed:
                 return
@@ -166,15 +194,10 @@ async def deliver(
                 log.warning("the producer's sequence is out of step with the broker after a "
                             "refused send; starting a fresh producer")
                 await reset()
-            if not blocked:
-                blocked = True
-                metrics.publish_blocked.set(1)
             pending = failed
-            await sleep(backoff)
-            backoff = min(BACKOFF_MAX_SECONDS, backoff * 2)
+            await backoff.wait()
     finally:
-        if blocked:
-            metrics.publish_blocked.set(0)
+        backoff.close()
 
 
 async def _send_all(producer: Sender, items: Sequence[Outgoing],
