@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from streams.synth.generator import StreamConfig, generate_records
-from streams.synth.scenarios import small_scenario_set
+from evaluation.synth.generator import StreamConfig, generate_records
+from evaluation.synth.scenarios import small_scenario_set
 
 
 def measure(config: StreamConfig, scenarios: list, repeat: int) -> tuple[int, float, int]:

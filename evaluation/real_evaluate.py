@@ -12,7 +12,7 @@ pipeline and reports what an analyst would face each month:
     an incident id (from runs before incidents existed) fall back to the same key
     computed here: (window start, destination or hub, HS2 chapter or CHPL tier).
 ``recall``, ``high_severity_on_traps``
-    From :func:`streams.evaluate.score` (alerts matched to ground truth by series
+    From :func:`evaluation.scorecard.score` (alerts matched to ground truth by series
     key and time, or by injected declaration id); plus
     ``high_severity_incidents_on_traps``: incidents holding a trap alert whose
     highest severity is high or critical.
@@ -45,7 +45,7 @@ import msgspec
 from evaluation.realdata import ExpansionConfig, RealStream, load_comext, summarize_counts
 from evaluation.real_scenarios import default_real_scenarios, inject
 from streams.config import Settings
-from streams.evaluate import RecordsWithTruth, Scorecard, evaluate
+from evaluation.scorecard import RecordsWithTruth, Scorecard, evaluate
 from streams.events import TradeAlert
 
 __all__ = [
@@ -254,7 +254,7 @@ def run_real(run: RealRun, settings: Settings) -> tuple[Scorecard, dict[str, Any
 
 
 def add_real_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``evaluate`` flags of the real background (``streams.evaluate.main`` adds them)."""
+    """The ``evaluate`` flags of the real background (``evaluation.scorecard.main`` adds them)."""
     p.add_argument("--background", choices=("synthetic", "real"), default="synthetic",
                    help="synthetic generator (default) or real EU export statistics")
     p.add_argument("--no-scenarios", action="store_true",

@@ -40,7 +40,7 @@ Traps (should not page; "low" tolerated), on real lanes of ordinary goods:
 * :class:`YearEndPeak`: a lane's Nov-Dec doubles and a half (FR->KZ toilet waters
   3303.00.90, 2021).
 
-Ground truth is :class:`streams.synth.scenarios.GroundTruth`, so the scorecard's
+Ground truth is :class:`evaluation.synth.scenarios.GroundTruth`, so the scorecard's
 ``score`` and ``classify_alerts`` apply unchanged: series keys at every level (as
 the pipeline formats them today) plus the pass-through key, the onset (first day of
 the onset month, UTC), the end (end of the last month) and the injected
@@ -63,8 +63,8 @@ import numpy as np
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES
 from evaluation.realdata import ExpansionConfig, Flow, MonthlyTable, RealStream
 from streams.events import TradeDeclaration
-from streams.synth.generator import all_level_keys
-from streams.synth.scenarios import GroundTruth
+from evaluation.synth.generator import all_level_keys
+from evaluation.synth.scenarios import GroundTruth
 
 __all__ = [
     "BASELINE_SOURCE",

@@ -107,8 +107,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _generated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from streams.synth.generator import StreamConfig, generate_records
-    from streams.synth.scenarios import scenario_by_name
+    from evaluation.synth.generator import StreamConfig, generate_records
+    from evaluation.synth.scenarios import scenario_by_name
 
     scenarios = [scenario_by_name(n) for n in args.scenario]
     config = StreamConfig(seed=args.seed, days=args.days)
@@ -171,7 +171,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
-    from streams.evaluate import main as evaluate_main
+    from evaluation.scorecard import main as evaluate_main
 
     return evaluate_main(rest)
 

@@ -1,6 +1,6 @@
 """Builders for declarations and small hand-made streams, shared by unit and integration tests.
 
-Deliberately independent of the generator in ``streams.synth``, so a generator bug
+Deliberately independent of the generator in ``evaluation.synth``, so a generator bug
 cannot hide a pipeline bug.
 """
 

@@ -164,10 +164,43 @@ class FaultStream:
     def expected_dead(self) -> frozenset[bytes]:
         return frozenset(self.bad.values())
 
+    def split_at_a_day_boundary(self) -> int:
+        """The index nearest the middle where the stream's days turn over: every
+        valid record before it is dated earlier than every valid record from it on.
+
+        A test that pauses its producer (a broker outage) splits there, so that
+        partitions which drain their first part and go quiet meanwhile may have their
+        windows closed by the idle timer without making a later record late: the pause
+        is the end of a day's input, not the middle of it. Splitting mid-day would make
+        the test's outcome depend on how long the producer takes to come back.
+        """
+        days: list[dt.date | None] = []
+        for raw in self.records:
+            try:
+                days.append(decode_declaration(raw).declared_at.date())
+            except Exception:  # noqa: BLE001 - an invalid record has no day
+                days.append(None)
+        before_max: list[dt.date | None] = []
+        latest: dt.date | None = None
+        for day in days:
+            before_max.append(latest)
+            if day is not None and (latest is None or day > latest):
+                latest = day
+        after_min: list[dt.date | None] = [None] * (len(days) + 1)
+        for i in range(len(days) - 1, -1, -1):
+            day, later = days[i], after_min[i + 1]
+            after_min[i] = day if later is None or (day is not None and day < later) else later
+        middle = len(days) // 2
+        cuts = [i for i in range(1, len(days))
+                if before_max[i] is not None and after_min[i] is not None
+                and before_max[i] < after_min[i]]
+        assert cuts, "the stream has no day boundary that splits it cleanly"
+        return min(cuts, key=lambda i: abs(i - middle))
+
 
 @functools.cache
 def _background(daily: float) -> tuple[bytes, ...]:
-    from streams.synth.scenarios import small_scenario_set
+    from evaluation.synth.scenarios import small_scenario_set
 
     s = small_scenario_set()
     s = dataclasses.replace(s, config=dataclasses.replace(s.config, daily_declarations=daily))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
-from streams.evaluate_kafka import run_through_kafka
+from evaluation.scorecard_kafka import run_through_kafka
 from streams.offline import run_offline
 from tests.factories import spike_stream
 

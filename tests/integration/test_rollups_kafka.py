@@ -15,7 +15,7 @@ import pytest
 
 from detectors.reference import chpl_tier
 from streams.config import load_settings_text
-from streams.evaluate_kafka import run_through_kafka
+from evaluation.scorecard_kafka import run_through_kafka
 from streams.events import decode_declaration
 from streams.keys import partition_for, record_key
 from streams.offline import run_offline

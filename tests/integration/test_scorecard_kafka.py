@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from streams.config import DEFAULT_CONFIG_PATH, load_settings
-from streams.evaluate import TARGETS, evaluate, format_table, labelled_stream
+from evaluation.scorecard import TARGETS, evaluate, format_table, labelled_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

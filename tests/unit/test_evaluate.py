@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from streams.evaluate import (
+from evaluation.scorecard import (
     TARGETS,
     RecordsWithTruth,
     evaluate,
@@ -21,7 +21,7 @@ from streams.evaluate import (
     write_png,
 )
 from streams.events import AlertEvidence, AlertSeries, TradeAlert
-from streams.synth.scenarios import GroundTruth
+from evaluation.synth.scenarios import GroundTruth
 
 DAY = 86_400.0
 ROLES = {"spike": "series", "changepoint": "series", "novelty": "declaration"}
@@ -255,9 +255,9 @@ def test_kafka_mode_goes_through_run_through_kafka(monkeypatch, hand) -> None:
         seen["records"] = list(records)
         return [alert("spike", "hs6:DE>KG:854231", 11)]
 
-    module = types.ModuleType("streams.evaluate_kafka")
+    module = types.ModuleType("evaluation.scorecard_kafka")
     module.run_through_kafka = fake  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "streams.evaluate_kafka", module)
+    monkeypatch.setitem(sys.modules, "evaluation.scorecard_kafka", module)
     from streams.config import Settings
 
     card = evaluate(
@@ -311,7 +311,7 @@ def test_small_set_sudden_spikes_caught_within_one_window(small_card) -> None:
 
 
 def test_main_prints_and_writes(tmp_path, capsys, monkeypatch, hand) -> None:
-    import streams.evaluate as ev
+    import evaluation.scorecard as ev
 
     alerts, truths = hand
     monkeypatch.setattr(

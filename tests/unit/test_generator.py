@@ -11,7 +11,7 @@ import pytest
 
 from detectors.reference import CHPL_TIERS, SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES, chpl_tier
 from streams.events import decode_declaration
-from streams.synth.generator import (
+from evaluation.synth.generator import (
     PRODUCTS,
     StreamConfig,
     SyntheticStream,
@@ -41,7 +41,7 @@ def test_same_seed_same_bytes_and_other_seed_differs() -> None:
 
 
 def test_a_stream_can_be_replayed() -> None:
-    from streams.synth.scenarios import scenario_by_name
+    from evaluation.synth.scenarios import scenario_by_name
 
     stream = SyntheticStream(
         StreamConfig(seed=3, days=40, daily_declarations=100),
@@ -155,7 +155,7 @@ def test_unit_values_are_plausible(four_weeks: list, hs6: str, low: float, high:
 
 
 def test_background_does_not_depend_on_scenarios() -> None:
-    from streams.synth.scenarios import scenario_by_name
+    from evaluation.synth.scenarios import scenario_by_name
 
     cfg = StreamConfig(seed=9, days=40, daily_declarations=200)
     plain = set(generate_records(cfg))
@@ -172,7 +172,7 @@ def test_throttle_paces_records() -> None:
 
 
 def test_write_jsonl_writes_records_and_truth(tmp_path) -> None:
-    from streams.synth.scenarios import scenario_by_name
+    from evaluation.synth.scenarios import scenario_by_name
 
     out = tmp_path / "stream.jsonl"
     summary = write_jsonl(

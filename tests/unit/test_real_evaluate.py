@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from evaluation.real_evaluate import INCIDENT_GROUPING, incident_key, real_report
-from streams.evaluate import main, score
+from evaluation.scorecard import main, score
 from streams.events import AlertEvidence, AlertSeries, TradeAlert
-from streams.synth.scenarios import GroundTruth
+from evaluation.synth.scenarios import GroundTruth
 
 
 def alert(key: str, day: dt.date, score_: float = 1.0, severity: str = "medium",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from detectors.reference import chpl_tier
-from streams.synth.generator import StreamConfig, SyntheticStream, all_level_keys
-from streams.synth.scenarios import (
+from evaluation.synth.generator import StreamConfig, SyntheticStream, all_level_keys
+from evaluation.synth.scenarios import (
     DataGapCatchUp,
     GroundTruth,
     NewOrdinaryPartner,
@@ -250,7 +250,7 @@ def test_sets_are_consistent(factory) -> None:
     stream = SyntheticStream(sset.config, sset.scenarios)  # applies every scenario
     truths = stream.truths
     assert any(t.expect_alert for t in truths) and any(not t.expect_alert for t in truths)
-    from streams.evaluate import PROBATION_FRACTION
+    from evaluation.scorecard import PROBATION_FRACTION
 
     probation_end = sset.config.start_ts + PROBATION_FRACTION * (
         sset.config.end_ts - sset.config.start_ts

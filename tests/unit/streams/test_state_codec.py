@@ -112,7 +112,7 @@ def test_calendar_windows_cut_in_two_raise_exactly_the_alerts_of_one_run(example
 
 def test_the_small_scenario_set_cut_in_two_raises_exactly_the_alerts_of_one_run() -> None:
     """One partition of the small scenario set (~30k declarations, cut at day ~60 of 120)."""
-    from streams.evaluate import labelled_stream
+    from evaluation.scorecard import labelled_stream
 
     records = list(labelled_stream("small").records)
     assert _assert_cut_changes_nothing(records, _settings(), partitions=(0,)) > 0

@@ -1,7 +1,7 @@
 """Injected scenarios with ground truth: evasion patterns to catch, traps to stay quiet on.
 
 Each scenario is a small dataclass. ``apply(ctx)`` returns an
-:class:`~streams.synth.generator.Effect` (extra declarations and/or removals of
+:class:`~evaluation.synth.generator.Effect` (extra declarations and/or removals of
 background declarations) and records a :class:`GroundTruth`: the series keys it
 touches (at every aggregation level, plus the pass-through key where a transit hub is
 involved), the event-time range, the injected declaration ids, whether an alert is
@@ -50,7 +50,7 @@ import numpy as np
 
 from detectors.reference import SANCTIONED_DESTINATIONS, TRANSIT_COUNTRIES
 from streams.events import TradeDeclaration
-from streams.synth.generator import (
+from evaluation.synth.generator import (
     PRODUCTS,
     Effect,
     LaneMatch,
@@ -785,7 +785,7 @@ class ScenarioSet:
     scenarios: list[Scenario]
 
     def stream(self) -> Any:
-        from streams.synth.generator import SyntheticStream
+        from evaluation.synth.generator import SyntheticStream
 
         return SyntheticStream(self.config, self.scenarios)
 

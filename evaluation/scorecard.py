@@ -2,9 +2,9 @@
 
 ``tradewatch evaluate [--set small|full] [--mode offline|kafka] [--json FILE]
 [--png-dir DIR] [--config FILE]`` generates a scenario set
-(:mod:`streams.synth.scenarios`), runs it through the pipeline (offline:
+(:mod:`evaluation.synth.scenarios`), runs it through the pipeline (offline:
 :func:`streams.offline.run_offline`; kafka: the real broker and a real worker via
-``streams.evaluate_kafka.run_through_kafka``) and prints one row per scenario.
+``evaluation.scorecard_kafka.run_through_kafka``) and prints one row per scenario.
 ``--background real [--no-scenarios] [--scale K] [--months A:B] [--realdata PATH]``
 runs real EU export statistics instead (:mod:`evaluation.real_evaluate`).
 
@@ -119,7 +119,7 @@ class RecordsWithTruth:
 
     name: str
     records: Iterable[bytes]
-    truths: Sequence[Any]  # streams.synth.scenarios.GroundTruth
+    truths: Sequence[Any]  # evaluation.synth.scenarios.GroundTruth
     window_seconds: float | None = None
     #: Event-time span of the stream; with it, the first PROBATION_FRACTION is not scored.
     start_ts: float | None = None
@@ -130,7 +130,7 @@ def labelled_stream(
     set_name: str = "small", seed: int | None = None, partitions: int = 4
 ) -> RecordsWithTruth:
     """Generate the ``small`` or ``full`` scenario set as :class:`RecordsWithTruth`."""
-    from streams.synth.scenarios import default_scenario_set, small_scenario_set
+    from evaluation.synth.scenarios import default_scenario_set, small_scenario_set
 
     factory = {"small": small_scenario_set, "full": default_scenario_set}[set_name]
     kwargs: dict[str, Any] = {"partitions": partitions}
@@ -493,7 +493,7 @@ def evaluate(
         alerts = result.alerts
         rejected = len(result.rejected)
     elif mode == "kafka":
-        from streams.evaluate_kafka import run_through_kafka
+        from evaluation.scorecard_kafka import run_through_kafka
 
         records = list(tap(records_with_truth.records))
         alerts = run_through_kafka(records, settings)

@@ -2,15 +2,15 @@
 
 ``generator`` draws the ordinary background (a pre-sanctions steady state, laptop
 scale), ``scenarios`` adds evasion patterns and benign traps on top of it, each with
-its ground truth, and :mod:`streams.evaluate` scores the detectors against them.
+its ground truth, and :mod:`evaluation.scorecard` scores the detectors against them.
 
->>> from streams.synth import StreamConfig, generate_records
+>>> from evaluation.synth import StreamConfig, generate_records
 >>> records = list(generate_records(StreamConfig(days=3, daily_declarations=50)))
 >>> len(records) > 0 and records[0].startswith(b'{"schema_version":1')
 True
 """
 
-from streams.synth.generator import (
+from evaluation.synth.generator import (
     SeriesMix,
     StreamConfig,
     SyntheticStream,

@@ -4,7 +4,7 @@ The background is a *pre-sanctions steady state*: EU (and a few non-EU) origins
 exporting ordinary goods and CHPL goods to Russia's neighbours (the transit hubs),
 to Russia and Belarus directly and to a couple of control destinations, plus the
 hubs' own onward exports to RU/BY at low levels. Scenarios
-(:mod:`streams.synth.scenarios`) then inject the 2022 patterns and benign traps.
+(:mod:`evaluation.synth.scenarios`) then inject the 2022 patterns and benign traps.
 
 How the stream is drawn, one UTC day at a time:
 
