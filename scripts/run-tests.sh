@@ -47,7 +47,7 @@ fi
 # when all are done, so a failure reads as it would from a single run.
 logs=var/test-logs
 rm -rf "$logs" var/test-tmp
-mkdir -p "$logs"
+mkdir -p "$logs" var/test-tmp
 lane() {
     local name=$1
     shift
