@@ -164,16 +164,30 @@ class FaultStream:
     def expected_dead(self) -> frozenset[bytes]:
         return frozenset(self.bad.values())
 
-    def split_at_a_day_boundary(self) -> int:
-        """The index nearest the middle where the stream's days turn over: every
-        valid record before it is dated earlier than every valid record from it on.
+    def parts(self, n: int) -> list[tuple[bytes, ...]]:
+        """The stream in ``n`` consecutive parts of about equal size, cut where the
+        stream's days turn over: every valid record of a part is dated earlier than
+        every valid record of the parts after it.
 
-        A test that pauses its producer (a broker outage) splits there, so that
-        partitions which drain their first part and go quiet meanwhile may have their
-        windows closed by the idle timer without making a later record late: the pause
-        is the end of a day's input, not the middle of it. Splitting mid-day would make
-        the test's outcome depend on how long the producer takes to come back.
+        A test that pauses its producer between parts (a broker outage, workers
+        joining) cuts there, so that a partition which drains its part and goes quiet
+        meanwhile may have its windows closed by the idle timer (caught up and quiet,
+        as designed) without making a record of the next part late: the pause is the
+        end of a day's input, not the middle of it. Cutting mid-day would make the
+        outcome depend on how long the pause takes on a busy machine.
         """
+        cuts = self._day_boundaries()
+        chosen: list[int] = []
+        for k in range(1, n):
+            target = k * len(self.records) // n
+            later = [c for c in cuts if not chosen or c > chosen[-1]]
+            assert later, f"the stream has no {n - 1} clean day boundaries"
+            chosen.append(min(later, key=lambda c: abs(c - target)))
+        edges = [0, *chosen, len(self.records)]
+        return [self.records[a:b] for a, b in zip(edges, edges[1:])]
+
+    def _day_boundaries(self) -> list[int]:
+        """Indices i where every valid record before i is dated before every one from i on."""
         days: list[dt.date | None] = []
         for raw in self.records:
             try:
@@ -190,12 +204,9 @@ class FaultStream:
         for i in range(len(days) - 1, -1, -1):
             day, later = days[i], after_min[i + 1]
             after_min[i] = day if later is None or (day is not None and day < later) else later
-        middle = len(days) // 2
-        cuts = [i for i in range(1, len(days))
+        return [i for i in range(1, len(days))
                 if before_max[i] is not None and after_min[i] is not None
                 and before_max[i] < after_min[i]]
-        assert cuts, "the stream has no day boundary that splits it cleanly"
-        return min(cuts, key=lambda i: abs(i - middle))
 
 
 @functools.cache

@@ -44,20 +44,20 @@ DOWN_SECONDS = 10.0
 def test_the_worker_rides_out_a_broker_kill9_and_raises_the_same_alerts(
         kafka_bootstrap: str, tmp_path: Path) -> None:
     stream = fault_stream(partitions=4)
-    half = stream.split_at_a_day_boundary()
+    first, second = stream.parts(2)
     with private_broker(tmp_path / "var") as broker:
         assert kafka_local.is_answering(kafka_bootstrap), "the shared broker must be untouched"
         settings, toml = private_settings(broker.bootstrap, fault_config(), partitions=4)
         with running_worker(toml, settings, tmp_path / "worker") as worker:
-            produce(broker.bootstrap, settings.topics.declarations, stream, stream.records[:half])
-            wait_for(lambda: worker.sample(PROCESSED_METRIC) >= half // 2,
+            produce(broker.bootstrap, settings.topics.declarations, stream, first)
+            wait_for(lambda: worker.sample(PROCESSED_METRIC) >= len(first) // 2,
                      "the worker to be mid-stream", [worker])
             broker.kill9()
             time.sleep(DOWN_SECONDS)
             broker.start()
             back_at = time.monotonic()
             before = worker.sample(PROCESSED_METRIC)
-            produce(broker.bootstrap, settings.topics.declarations, stream, stream.records[half:])
+            produce(broker.bootstrap, settings.topics.declarations, stream, second)
             wait_for(lambda: worker.sample(PROCESSED_METRIC) > before,
                      "the worker to process records after the broker's restart", [worker],
                      timeout=240, every=0.2)
