@@ -204,7 +204,6 @@ class WorkerLoop:
                 record = decode_published(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as err:
                 raise ConfigRejected("malformed", f"not a published config: {err}") from None
-            label = f"{record.config_version}@{record.config_hash} ({record.source})"
             candidate = candidate_settings(record.toml, source=record.source)
             if candidate.to_dict() == active.to_dict():
                 return False
@@ -223,7 +222,7 @@ class WorkerLoop:
 
         self.metrics.set_build_info(__version__, stamp.config_version, stamp.config_hash)
         log.info("published config %s accepted as %s: %d partition(s) switch at their next "
-                 "window boundary", label, stamp.label(), self.handler.pending_partitions())
+                 "window boundary", record.source, stamp.label(), self.handler.pending_partitions())
         return True
 
     def _make_store(self) -> StateStore:

@@ -75,28 +75,25 @@ def _live(path: str) -> bool:
             and not any(under(k) or k.startswith(path + ".") for k in _NOT_LIVE_BELOW))
 
 
-def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
-    """The first (dotted path, old, new) where ``a`` and ``b`` differ outside the live keys."""
+def _differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every (dotted path, old, new) where ``a`` and ``b`` differ outside the live keys."""
     if path and _live(path):
-        return None
+        return []
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}".lstrip("."))
-            if found is not None:
-                return found
-        return None
-    return None if a == b else (path, a, b)
+        return [found for key in sorted(set(a) | set(b))
+                for found in _differences(a.get(key), b.get(key), f"{path}.{key}".lstrip("."))]
+    return [] if a == b else [(path, a, b)]
 
 
 def check_live(active: Settings, candidate: Settings) -> None:
     """Raise :class:`ConfigRejected` unless ``candidate`` may replace ``active`` in a running worker."""
     from streams.state_codec import StateNotPersistable, check_persistable
 
-    found = _first_difference(active.to_dict(), candidate.to_dict())
-    if found is not None:
-        path, old, new = found
-        raise ConfigRejected("not_live", f"{path}: {old!r} -> {new!r} cannot change in a running "
-                             "worker; restart the workers with it")
+    found = _differences(active.to_dict(), candidate.to_dict())
+    if found:
+        changes = ", ".join(f"{path}: {old!r} -> {new!r}" for path, old, new in found)
+        raise ConfigRejected("not_live", f"{changes} cannot change in a running worker; "
+                             "restart the workers with it")
     if candidate.worker.checkpoints:
         try:
             check_persistable(candidate)
