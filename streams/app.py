@@ -370,7 +370,11 @@ class WorkerLoop:
             self.handler.record_highwater(tp.topic, tp.partition,
                                           consumer.highwater(tp) if fresh else None)
         if self.follower is not None:
-            published = await self.follower.poll()
+            try:
+                published = await self.follower.poll()
+            except Exception as err:  # noqa: BLE001 - the records flow on; retried next tick
+                log.warning("could not read the config topic: %s: %s", type(err).__name__, err)
+                published = None
             if published is not None:
                 self.apply_published(published)
         self._undelivered = True
