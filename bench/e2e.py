@@ -144,7 +144,7 @@ def run(messages: int, rate: float, latency_messages: int,
             throughput[f"pipeline_{engine}_over_kafka_python"] = round(rate_ / kpy.msgs_per_s, 3)
         out["throughput"] = throughput
         groups = [f"{settings.kafka.consumer_group}-{engine}" for engine in engines]
-        delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents,
+        delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config,
                                   *map(changelog_topic, groups)])
 
         settings, toml = private_settings(bootstrap, base)

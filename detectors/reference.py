@@ -16,10 +16,13 @@ True
 from __future__ import annotations
 
 import csv
+import hashlib
 from importlib import resources
 
 __all__ = [
+    "CHPL_EDITION",
     "CHPL_TIERS",
+    "CHPL_VERSION",
     "CHPL_TIER_ORDER",
     "COUNTRY_CODES",
     "EAEU_MEMBERS",
@@ -43,6 +46,14 @@ def _load_countries() -> frozenset[str]:
 
 #: HS6 code -> CHPL tier ("1", "2", "3A", "3B", "4A", "4B").
 CHPL_TIERS: dict[str, str] = _load_chpl()
+#: The edition of the list ``chpl.csv`` transcribes (its date, as SOURCES.md states it).
+#: Update it with the file: a new edition changes what is in scope.
+CHPL_EDITION = "2024-02-23"
+#: Edition and content hash of the list this process loaded (``2024-02-23+1a2b3c4d``):
+#: every alert carries it, so an alert can be reproduced with the same list; the
+#: hash moves with any edit of the file, even one that forgot the edition.
+CHPL_VERSION = (f"{CHPL_EDITION}+"
+                f"{hashlib.sha256((_DATA / 'chpl.csv').read_bytes()).hexdigest()[:8]}")
 #: Tiers from most to least concerning; tier 1 has no Russian production at all.
 CHPL_TIER_ORDER: tuple[str, ...] = ("1", "2", "3A", "3B", "4A", "4B")
 #: Every ISO 3166-1 alpha-2 code; a declaration naming anything else is rejected.

@@ -244,6 +244,11 @@ class TumblingWindows:
         return closed
 
     @property
+    def open_windows(self) -> int:
+        """How many windows are open right now."""
+        return len(self._open)
+
+    @property
     def open_series(self) -> int:
         """How many (window, series) aggregates are held in memory right now."""
         return sum(len(w) for w in self._open.values())

@@ -24,6 +24,14 @@ order and nothing mutates a partition while a batch of it is being delivered.
 
 Records are read as raw bytes: decoding with msgspec in the handler costs
 microseconds, where faust's validated Records cost ~75 us.
+
+Beside the declarations, the loop follows its group's published config
+(:mod:`streams.config_topic`): at start it reads the config topic to its end and
+starts with the newest config published for its group, then checks the topic once
+a tick. A config it can adopt live is handed to the record handler, which
+switches each partition at its next window boundary, state kept
+(:mod:`streams.retune`); one it cannot is logged and counted, and the running
+config stays.
 """
 
 from __future__ import annotations
@@ -39,17 +47,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.audit import AuditStamp
 from streams.config import Settings
+from streams.config_topic import ConfigFollower, decode_published
 from streams.delivery import Backoff, ResettableProducer, deliver
 from streams.faults import FaultInjector
 from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
 from streams.state_store import PartitionStateStore, producer_kwargs
-from streams.topics import changelog_spec, ensure_topics, incidents_spec
+from streams.retune import ConfigRejected, candidate_settings, check_live
+from streams.topics import changelog_spec, config_spec, ensure_topics, incidents_spec
 from streams.worker import Outgoing, RecordHandler
 
 __all__ = ["create_app", "WorkerLoop"]
@@ -75,7 +87,12 @@ def _broker_url(bootstrap_servers: str) -> str:
 
 
 class StateStore(Protocol):
-    """Where partition state is saved and restored from (:mod:`streams.state_store`)."""
+    """Where partition state is saved and restored from (:mod:`streams.state_store`).
+
+    ``settings`` are those restored pipelines are built with: a live retune sets them.
+    """
+
+    settings: Settings
 
     async def load(self, topic: str, partition: int) -> tuple[PartitionPipeline, int] | None: ...
     async def save(self, topic: str, partition: int, pipeline: PartitionPipeline,
@@ -109,6 +126,7 @@ class WorkerLoop:
         #: Bumped when a partition is (re)assigned: a fetch that straddles it is dropped.
         self._epoch: dict[TopicPartition, int] = {}
         self._last_tick = 0.0
+        self.follower: ConfigFollower | None = None
         t = settings.topics
         topics = {"alert": t.alerts, "incident": t.incidents}
         self._topic_of: Callable[[Outgoing], str] = lambda item: topics.get(item.kind, t.dlq)
@@ -125,10 +143,17 @@ class WorkerLoop:
         # created here too, not only by `tradewatch topics create`: the incident topic is
         # newer than most deployments, and a new consumer group is a new changelog (a
         # broker that auto-creates topics would create it on the first save, uncompacted)
-        specs = [incidents_spec(s.topics.incidents, s.topics.partitions)]
+        specs = [incidents_spec(s.topics.incidents, s.topics.partitions),
+                 config_spec(s.topics.config)]
         if s.worker.checkpoints:
             specs.append(changelog_spec(s.kafka.consumer_group, s.topics.partitions))
         await asyncio.to_thread(ensure_topics, s.kafka, specs)
+        # the group's published config before any state is restored: restored state
+        # is laid over the config the group runs, not over this worker's file
+        self.follower = ConfigFollower(s)
+        published = await self.follower.start()
+        if published is not None:
+            self.apply_published(published)
         if s.worker.checkpoints:
             self.store = self._make_store()
         self.consumer = AIOKafkaConsumer(
@@ -155,6 +180,8 @@ class WorkerLoop:
                 await consumer.stop()
                 if self.store is not None:
                     await self.store.close()
+                if self.follower is not None:
+                    await self.follower.stop()
                 await self.producer.stop()
             finally:
                 self.stopped.set()
@@ -165,6 +192,38 @@ class WorkerLoop:
         self._stopping = True
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stopped.wait(), timeout=timeout)
+
+    def apply_published(self, raw: bytes) -> bool:
+        """Adopt a config-topic record if it can change live; log and count it if not.
+
+        Returns whether the handler now runs it (an unchanged config is not news).
+        """
+        active = self.settings
+        try:
+            try:
+                record = decode_published(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                raise ConfigRejected("malformed", f"not a published config: {err}") from None
+            candidate = candidate_settings(record.toml, source=record.source)
+            if candidate.to_dict() == active.to_dict():
+                return False
+            check_live(active, candidate)
+        except ConfigRejected as err:
+            self.metrics.config_rejected.labels(reason=err.reason).inc()
+            log.warning("published config rejected (%s): %s; still running %s", err.reason, err,
+                        AuditStamp.of(active).label())
+            return False
+        self.settings = candidate
+        self.handler.retune(candidate)
+        if self.store is not None:
+            self.store.settings = candidate
+        stamp = AuditStamp.of(candidate)
+        from streams import __version__
+
+        self.metrics.set_build_info(__version__, stamp.config_version, stamp.config_hash)
+        log.info("published config %s accepted as %s: %d partition(s) switch at their next "
+                 "window boundary", record.source, stamp.label(), self.handler.pending_partitions())
+        return True
 
     def _make_store(self) -> StateStore:
         """The group's changelog store (its topic exists: :meth:`run` made sure)."""
@@ -310,6 +369,14 @@ class WorkerLoop:
             fresh = polled is not None and now_ms - polled <= LAG_FRESH_SECONDS * 1000
             self.handler.record_highwater(tp.topic, tp.partition,
                                           consumer.highwater(tp) if fresh else None)
+        if self.follower is not None:
+            try:
+                published = await self.follower.poll()
+            except Exception as err:  # noqa: BLE001 - the records flow on; retried next tick
+                log.warning("could not read the config topic: %s: %s", type(err).__name__, err)
+                published = None
+            if published is not None:
+                self.apply_published(published)
         self._undelivered = True
         out = self.handler.tick()
         await self._deliver(out)
@@ -392,8 +459,9 @@ def create_app(
         metrics = PipelineMetrics.create(
             registry, detectors=list(settings.detectors), levels=[spec.name for spec in settings.series_definitions()])
         from streams import __version__
+        from streams.audit import config_hash
 
-        metrics.set_build_info(__version__, settings.config_version)
+        metrics.set_build_info(__version__, settings.config_version, config_hash(settings))
     Path(settings.worker.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         # faust's own consumer has no agent to feed; it must not join the worker's group

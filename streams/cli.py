@@ -11,6 +11,7 @@
 ``tradewatch replay FILE``             run the detectors over a file, no Kafka
 ``tradewatch evaluate``                scorecard over labelled scenarios
 ``tradewatch config check [FILE]``     validate a config and print the effective values
+``tradewatch config publish FILE``     validate a config and publish it: workers retune live
 =====================================  ==================================================
 
 Every command that talks to Kafka first checks that the cluster answers and
@@ -48,6 +49,27 @@ def _connected_settings(args: argparse.Namespace) -> Settings:
     settings = _settings(args)
     check_cluster(settings.kafka, timeout=CHECK_TIMEOUT_S)
     return settings
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    return cmd_config_publish(args) if args.action == "publish" else cmd_config_check(args)
+
+
+def cmd_config_publish(args: argparse.Namespace) -> int:
+    """Validate FILE as ``config check`` does, then write it to the config topic."""
+    from streams.config_topic import publish
+    from streams.kafka_clients import check_cluster
+
+    if not args.file:
+        raise ConfigError("", "config publish needs the FILE to publish")
+    settings = load_settings(args.file)  # a bad file stops here: nothing is sent
+    check_cluster(settings.kafka, timeout=CHECK_TIMEOUT_S)
+    settings, record, offset = publish(args.file)
+    print(f"published {args.file} as config {record.config_version}@{record.config_hash} to "
+          f"{settings.topics.config} (group {record.consumer_group}, offset {offset}); each "
+          f"worker switches at its next window boundary, or rejects it: see "
+          f"tradewatch_config_rejected_total and the worker log", file=sys.stderr)
+    return 0
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -249,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("config", help="configuration")
-    p.add_argument("action", choices=["check"])
+    p.add_argument("action", choices=["check", "publish"])
     p.add_argument("file", nargs="?")
-    p.set_defaults(func=cmd_config_check)
+    p.set_defaults(func=cmd_config)
     for subparser in sub.choices.values():
         if subparser.add_help:  # `evaluate` passes its arguments on, --config included
             subparser.add_argument("--config", default=argparse.SUPPRESS,

@@ -119,6 +119,9 @@ class TopicSettings(_Section):
     alerts: str = "trade.alerts"
     #: Incidents: one window's alerts on one destination and goods family (streams.incidents).
     incidents: str = "trade.incidents"
+    #: Published configs (``tradewatch config publish``), compacted, keyed by consumer
+    #: group: every worker of the group follows it and retunes live (streams.retune).
+    config: str = "trade.config"
     #: Declarations are keyed by HS6, so a product's every route lands on one partition.
     partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
 

@@ -116,7 +116,7 @@ def run_demo(settings: Settings, *, days: int = 150, rate: float | None = None,
         stop.set()
         _terminate(worker)
         with contextlib.suppress(Exception):
-            delete_topics(settings.kafka, [t.declarations, t.dlq, t.alerts, t.incidents,
+            delete_topics(settings.kafka, [t.declarations, t.dlq, t.alerts, t.incidents, t.config,
                                            changelog_topic(settings.kafka.consumer_group)])
             _say("demo topics deleted")
         if not was_running and not secured and not os.environ.get("TRADEWATCH_BOOTSTRAP_SERVERS"):

@@ -153,6 +153,11 @@ class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):
     belongs to (:mod:`streams.incidents`). These three were added to v1 without a
     version bump: they are optional in the schema (alerts published before lack
     them) and v1 never forbade additional properties.
+
+    The audit fields say what the alert was judged with (:mod:`streams.audit`):
+    ``config_version`` (the config's label), ``config_hash`` (short SHA-256 of the
+    canonical config) and ``chpl_version`` (edition + content hash of the CHPL
+    list). Added to v1 the same way: optional, empty on alerts published before.
     """
 
     schema_version: Literal[1] = 1
@@ -170,6 +175,9 @@ class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):
     evidence: AlertEvidence
     summary: str
     emitted_at: dt.datetime
+    config_version: str = ""
+    config_hash: str = ""
+    chpl_version: str = ""
 
 
 class IncidentMember(msgspec.Struct, frozen=True):
@@ -195,7 +203,10 @@ class TradeIncident(msgspec.Struct, frozen=True, kw_only=True):
     id and a higher ``revision`` supersedes an earlier one (it has more members);
     consumers keep the highest revision per id. ``severity`` is the members'
     highest, ``surprise`` their highest, ``excess_eur`` the value above the expected
-    range counted once (see :mod:`streams.incidents`).
+    range counted once (see :mod:`streams.incidents`). ``config_version``,
+    ``config_hash`` and ``chpl_version`` are the audit fields of
+    :class:`TradeAlert` (optional additions to v1), those of the config the
+    incident's window was judged with.
     """
 
     schema_version: Literal[1] = 1
@@ -215,6 +226,9 @@ class TradeIncident(msgspec.Struct, frozen=True, kw_only=True):
     influencers: list[Influencer] = []
     summary: str
     emitted_at: dt.datetime
+    config_version: str = ""
+    config_hash: str = ""
+    chpl_version: str = ""
 
 
 _declaration_decoder = msgspec.json.Decoder(TradeDeclaration)

@@ -71,6 +71,7 @@ declarations = "{prefix}.declarations"
 dlq = "{prefix}.declarations.dlq"
 alerts = "{prefix}.alerts"
 incidents = "{prefix}.incidents"
+config = "{prefix}.config"
 partitions = {partitions}
 
 [worker]
@@ -240,7 +241,7 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
         worker.stop(30)
         if not keep_topics:
             with contextlib.suppress(Exception):
-                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents,
+                delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config,
                                           changelog_topic(settings.kafka.consumer_group)])
 
 

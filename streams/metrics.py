@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from detectors.calibration import SEVERITY_LEVELS
 from detectors.reference import CHPL_TIER_ORDER, TRANSIT_COUNTRIES
+from streams.retune import REJECT_REASONS as CONFIG_REJECT_REASONS
 from streams.validate import REJECT_REASONS
 
 __all__ = ["PipelineMetrics", "AlertBoard", "NO_LABEL", "STATE_RESTORE_OUTCOMES",
@@ -85,6 +86,8 @@ class PipelineMetrics:
     state_saves: Counter
     state_save_bytes: Histogram
     state_restore_seconds: Histogram
+    config_rejected: Counter
+    config_pending_partitions: Gauge
 
     @classmethod
     def create(
@@ -207,7 +210,17 @@ class PipelineMetrics:
                 "tradewatch_state_restore_seconds",
                 "Time to read a partition's state from the changelog and rebuild it.",
                 registry=r),
+            config_rejected=Counter(
+                "tradewatch_config_rejected",
+                "Published configs this worker refused (it keeps running the old one), by reason.",
+                ["reason"], registry=r),
+            config_pending_partitions=Gauge(
+                "tradewatch_config_pending_partitions",
+                "Partitions still judging under the previous config: a retune is adopted at "
+                "each partition's next window boundary.", registry=r),
         )
+        for reason in CONFIG_REJECT_REASONS:
+            m.config_rejected.labels(reason=reason)
         for outcome in STATE_RESTORE_OUTCOMES:
             m.state_restores.labels(outcome=outcome)
         for reason in STATE_REFUSAL_REASONS:
@@ -246,12 +259,14 @@ class PipelineMetrics:
         null = _NullMetric()
         return cls(**{f.name: null for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
 
-    def set_build_info(self, version: str, config_version: str) -> None:
+    def set_build_info(self, version: str, config_version: str, config_hash: str = "") -> None:
+        """The code's and the config's versions; a live retune sets them again."""
         import river
 
         self.build_info.info({
             "version": version,
             "config_version": config_version,
+            "config_hash": config_hash,
             "python": platform.python_version(),
             "river": river.__version__,
         })

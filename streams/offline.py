@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from streams.config import Settings
 from streams.events import TradeAlert, TradeIncident
@@ -61,10 +61,14 @@ def run_offline(
     settings: Settings,
     metrics: PipelineMetrics | None = None,
     now: Callable[[], float] = time.time,
+    retunes: Mapping[int, Settings] | None = None,
 ) -> OfflineResult:
     """Handle every record as the worker would, then flush all windows.
 
     The result holds the alerts and incidents the worker would publish, in order.
+    ``retunes`` maps a record index to a config published just before that record
+    (a live retune, :meth:`streams.worker.RecordHandler.retune`): each partition
+    switches at its next window boundary, as a worker does.
     """
     partitions = settings.topics.partitions
     handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
@@ -74,6 +78,8 @@ def run_offline(
     incidents: list[TradeIncident] = []
     rejected: list[tuple[int, str, str]] = []
     for index, raw in enumerate(records):
+        if retunes and index in retunes:
+            handler.retune(retunes[index])
         partition = partition_for(record_key(raw), partitions)
         out = handler.handle(raw, key=None, topic=REPLAY_TOPIC, partition=partition,
                              offset=offsets[partition])

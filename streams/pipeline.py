@@ -22,6 +22,11 @@ records (:class:`detectors.activity.PartitionActivity`): detectors neither score
 nor learn on it. An ordinary quiet window (a Sunday on a working-day partition)
 is zero trade, learned as such. Window boundaries and every count of windows
 come from the configured grid (:mod:`streams.config_windows`).
+
+Every alert leaves stamped with the pipeline's :class:`~streams.audit.AuditStamp`
+(config version and hash, CHPL list version). :meth:`PartitionPipeline.reconfigure`
+adopts a new config without losing state (a live retune, :mod:`streams.retune`);
+*when* it is called (at a window boundary) is the record handler's decision.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from collections.abc import Callable
 from detectors.activity import PartitionActivity
 from detectors.windows import ClosedWindow, TumblingWindows
 from streams.alert_policy import AlertPolicy
+from streams.audit import AuditStamp
 from streams.config import Settings
 from streams.dedup import SeenIds
 from streams.events import TradeAlert, TradeDeclaration
@@ -71,6 +77,8 @@ class PartitionPipeline:
         self.seen = SeenIds(settings.validation.dedup_horizon_seconds)
         self.settings = settings
         self.metrics = metrics
+        #: What this pipeline's alerts are judged with (derived from the settings).
+        self.audit = AuditStamp.of(settings)
         #: Windows closed so far (gaps included): the worker checkpoints when it grows.
         self.windows_closed = 0
         #: Event time of the last accepted declaration (the worker's gauge reads it).
@@ -93,12 +101,34 @@ class PartitionPipeline:
         self.policy.clock = clock
 
     def rebind(self, settings: Settings, metrics: PipelineMetrics | None,
-               clock: Callable[[], float] = time.time) -> None:
-        """Attach a restored pipeline to this process's settings, metrics and clock."""
+               clock: Callable[[], float] = time.time) -> list[str]:
+        """Attach a restored pipeline to this process's settings, metrics and clock.
+
+        The state may have been saved under another config of the same window grid
+        and series families: detectors whose kind or parameters differ start fresh,
+        the rest keep what they learned (:meth:`streams.scoring.Scoring.reconfigure`).
+        Returns the detectors started fresh.
+        """
         self.settings = settings
         self.metrics = metrics
-        self.scoring.rebind(settings, metrics)
+        self.audit = AuditStamp.of(settings)
+        fresh = self.scoring.reconfigure(settings, metrics)
         self.policy.rebind(settings, metrics, clock)
+        return fresh
+
+    def reconfigure(self, settings: Settings) -> list[str]:
+        """Adopt a new config (a live retune) keeping the state; the detectors started fresh.
+
+        ``settings`` must differ from the current ones only where
+        :func:`streams.retune.check_live` allows: the windows and series it holds
+        stay as they are. The open windows are then judged under the new config.
+        """
+        return self.rebind(settings, self.metrics, self.clock)
+
+    @property
+    def has_open_windows(self) -> bool:
+        """Whether any window of this partition is open (a retune waits for its close)."""
+        return self.windows.open_windows > 0
 
     # -- per declaration -------------------------------------------------------------
 
@@ -175,7 +205,7 @@ class PartitionPipeline:
                 return influence.influencers(key, contributions or {}, up)
             alert = self.policy.decide(f, influencers)
             if alert is not None:
-                alerts.append(alert)
+                alerts.append(self.audit.alert(alert))
         return alerts
 
     # -- housekeeping ----------------------------------------------------------------

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from detectors.base import Detector, Explanation
 from detectors.calendar import DAY
 from detectors.reference import chpl_tier
@@ -89,6 +91,12 @@ class Finding:
     id_key: str | None = None
 
 
+def _spec_signatures(settings: Settings) -> dict[str, str]:
+    """Enabled detector name -> the kind and parameters its state depends on (canonical JSON)."""
+    return {name: msgspec.json.encode([spec.kind, spec.params], order="sorted").decode()
+            for name, spec in settings.detectors.items() if spec.enabled}
+
+
 @dataclasses.dataclass(slots=True)
 class _SeriesState:
     meta: AlertSeries
@@ -112,6 +120,24 @@ class Scoring:
                  catalog: SeriesCatalog | None = None) -> None:
         self.catalog = catalog or SeriesCatalog.from_settings(settings)
         self.rebind(settings, metrics)
+        self._build_prototypes(settings)
+        self._series: dict[str, _SeriesState] = {}
+        self._passthrough: dict[str, _SeriesState] = {}
+        self._chapter_detectors: dict[tuple[str, str], Detector] = {}
+        self._global_detectors = {
+            n: self._fresh(n) for n in self._prototypes["declaration"]
+            if settings.detectors[n].kind != "unit_value"
+        }
+        self._calls = 0
+        #: Windows with declarations this partition has closed (gaps excluded).
+        self._windows_seen = 0
+        #: Detector name -> signature of the spec (kind, parameters) its state was
+        #: learned under: part of the state, so a restore or a retune keeps exactly
+        #: the detectors whose signature is unchanged (:meth:`reconfigure`).
+        self._built_from = _spec_signatures(settings)
+
+    def _build_prototypes(self, settings: Settings) -> None:
+        """The enabled detectors' untrained prototypes (per role), from the settings."""
         self._prototypes: dict[str, dict[str, Detector]] = {role: {} for role in set(DETECTOR_ROLES.values())}
         for name, spec in settings.detectors.items():
             if spec.enabled:
@@ -127,18 +153,40 @@ class Scoring:
                 if spec.kind in ONE_SIDED_KINDS:
                     d = build(spec.kind, {**spec.params, "direction": direction})
                     self._pristine[(name, direction)] = pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
-        self._series: dict[str, _SeriesState] = {}
-        self._passthrough: dict[str, _SeriesState] = {}
-        self._chapter_detectors: dict[tuple[str, str], Detector] = {}
-        self._global_detectors = {
-            n: self._fresh(n) for n in self._prototypes["declaration"]
-            if settings.detectors[n].kind != "unit_value"
-        }
-        self._calls = 0
-        #: Windows with declarations this partition has closed (gaps excluded).
-        self._windows_seen = 0
         self._min_activity = {n: spec.min_series_activity for n, spec in settings.detectors.items()
                               if spec.min_series_activity > 0}
+
+    def reconfigure(self, settings: Settings, metrics: PipelineMetrics | None) -> list[str]:
+        """Adopt ``settings`` (same series families), keeping every detector's learned state
+        whose kind and parameters are unchanged; return the detectors started fresh.
+
+        A detector added, re-enabled or given other parameters starts untrained on
+        every series (its old state answered another question); one removed or
+        disabled is dropped. Thresholds and ``min_series_activity`` are read from
+        the settings when used, so they change nothing here. Used by a live retune
+        and after a restore (the saved state may predate the running config).
+        """
+        self.rebind(settings, metrics)
+        self._build_prototypes(settings)
+        wanted = _spec_signatures(settings)
+        kept = {n for n, sig in wanted.items() if self._built_from.get(n) == sig}
+        families = {f.name: f for f in self.catalog.families}
+
+        def carry(old: dict[str, Detector], names: dict[str, Detector], direction: str = "up") -> dict[str, Detector]:
+            return {n: old[n] if n in kept and n in old else self._fresh(n, direction) for n in names}
+
+        for state in self._series.values():
+            state.detectors = carry(state.detectors, self._prototypes["series"],
+                                    families[state.family].direction)
+        for state in self._passthrough.values():
+            state.detectors = carry(state.detectors, self._prototypes["passthrough"])
+        self._global_detectors = carry(self._global_detectors, {
+            n: d for n, d in self._prototypes["declaration"].items()
+            if settings.detectors[n].kind != "unit_value"})
+        self._chapter_detectors = {k: d for k, d in self._chapter_detectors.items()
+                                   if k[0] in kept and k[0] in self._prototypes["declaration"]}
+        self._built_from = wanted
+        return sorted(set(wanted) - kept)
 
     def rebind(self, settings: Settings, metrics: PipelineMetrics | None) -> None:
         """Attach to this process's settings and metrics (after a restore, too)."""

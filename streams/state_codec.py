@@ -160,7 +160,7 @@ def _allowlist() -> dict[str, _Kind]:
 
     kinds = [
         _Kind(PartitionPipeline, sample=lambda: PartitionPipeline(Settings()),
-              transient=frozenset({"settings", "metrics"})),
+              transient=frozenset({"settings", "metrics", "audit"})),
         _Kind(Features, sample=lambda: Features(Settings()), transient=frozenset({"catalog"})),
         _Kind(InfluenceTracker, sample=InfluenceTracker),
         _Kind(Scoring, sample=lambda: Scoring(Settings()), transient=frozenset({
@@ -225,19 +225,21 @@ def layout_fingerprint() -> str:
 
 
 def config_fingerprint(settings: Settings) -> str:
-    """SHA-256 of the configuration that shapes state: detectors, windows, partition count.
+    """SHA-256 of the configuration that shapes the whole state: windows, series, partitions.
 
-    Thresholds, ``min_series_activity`` and the idle timeout only change what is
-    done with the state, so changing them keeps it; anything else (a detector
-    parameter, the window size, the series families) starts cold.
+    A state saved under another window grid, other series families or another
+    partition count cannot be laid over this config's, so it is refused and the
+    partition starts cold. The detectors are not in it: each detector's state is
+    kept or started fresh on its own, by the kind and parameters it was learned
+    under (:meth:`streams.scoring.Scoring.reconfigure`), so a live retune's config
+    restores the state saved under the one before it (a new parameter resets
+    that detector only). Thresholds, overrides, alert rules and the idle timeout
+    only change what is done with the state.
     """
     windows = msgspec.to_builtins(settings.windows)
     windows.pop("idle_timeout_seconds", None)
-    detectors = {name: [spec.kind, spec.enabled, msgspec.to_builtins(spec.params)]
-                 for name, spec in sorted(settings.detectors.items())}
     series = [msgspec.to_builtins(spec) for spec in settings.series_definitions()]
-    shape = {"windows": windows, "detectors": detectors, "partitions": settings.topics.partitions,
-             "series": series}
+    shape = {"windows": windows, "partitions": settings.topics.partitions, "series": series}
     return hashlib.sha256(msgspec.json.encode(shape, order="sorted")).hexdigest()
 
 

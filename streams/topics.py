@@ -6,6 +6,7 @@ Topics (default names, all overridable)::
     trade.alerts            4 partitions, 30 days  the output: one record per detector alert
     trade.incidents         4 partitions, 90 days  one record per incident (revision)
     trade.declarations.dlq  1 partition,  30 days  records the worker could not decode or validate
+    trade.config            1 partition,  compacted  published configs, one per consumer group (streams.retune)
     <group>.state-changelog 4 partitions, compacted  each partition's detector state (streams.state_store)
 
 Keying rule
@@ -40,6 +41,12 @@ Why these partition counts
   volume is low, and one partition keeps the record of bad input in arrival
   order for audit and replay. Retention is 30 days since it is that record.
 
+* ``config``: 1 partition, compacted, kept forever: the newest config published
+  for each consumer group (key = the group's name, value a
+  :class:`streams.config_topic.PublishedConfig`). A worker reads it from the start
+  when it starts and follows it after (:mod:`streams.retune`); compaction keeps it
+  as small as the number of groups.
+
 * ``<consumer group>.state-changelog``: one per consumer group (two groups reading
   the same input keep separate state), as many partitions as the declarations
   topic: input partition ``p`` keeps its state in changelog partition ``p``
@@ -72,6 +79,7 @@ __all__ = [
     "CHANGELOG_MAX_MESSAGE_BYTES",
     "changelog_topic",
     "changelog_spec",
+    "config_spec",
     "default_topic_specs",
     "incidents_spec",
     "pipeline_topic_specs",
@@ -160,6 +168,15 @@ def incidents_spec(name: str = "trade.incidents", partitions: int = 4) -> TopicS
     return TopicSpec(name, partitions, retention_ms=90 * DAY_MS)
 
 
+def config_spec(name: str = "trade.config") -> TopicSpec:
+    """The published-config topic: one partition (one order of publication), compacted.
+
+    >>> config_spec().configs()["cleanup.policy"], config_spec().partitions
+    ('compact', 1)
+    """
+    return TopicSpec(name, 1, retention_ms=-1, cleanup_policy="compact")
+
+
 def default_topic_specs(
     declarations: str = "trade.declarations",
     dlq: str = "trade.declarations.dlq",
@@ -167,13 +184,14 @@ def default_topic_specs(
     partitions: int = 4,
     consumer_group: str | None = None,
     incidents: str = "trade.incidents",
+    config: str = "trade.config",
 ) -> list[TopicSpec]:
     """The pipeline's topics (see the module docstring for the reasoning).
 
     With ``consumer_group``, also that group's state changelog topic.
 
     >>> [(s.name, s.partitions, s.retention_ms // DAY_MS) for s in default_topic_specs()]
-    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.incidents', 4, 90), ('trade.declarations.dlq', 1, 30)]
+    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.incidents', 4, 90), ('trade.declarations.dlq', 1, 30), ('trade.config', 1, -1)]
     >>> default_topic_specs(consumer_group="tradewatch-worker")[-1].name
     'tradewatch-worker.state-changelog'
     """
@@ -182,6 +200,7 @@ def default_topic_specs(
         TopicSpec(alerts, partitions, retention_ms=30 * DAY_MS),
         incidents_spec(incidents, partitions),
         TopicSpec(dlq, 1, retention_ms=30 * DAY_MS),
+        config_spec(config),
     ]
     if consumer_group is not None:
         specs.append(changelog_spec(consumer_group, partitions))
@@ -192,7 +211,8 @@ def pipeline_topic_specs(topics: TopicSettings,
                          consumer_group: str | None = None) -> list[TopicSpec]:
     """:func:`default_topic_specs` for the configured ``[topics]``."""
     return default_topic_specs(topics.declarations, topics.dlq, topics.alerts, topics.partitions,
-                               consumer_group=consumer_group, incidents=topics.incidents)
+                               consumer_group=consumer_group, incidents=topics.incidents,
+                               config=topics.config)
 
 
 @contextlib.contextmanager

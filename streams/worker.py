@@ -14,6 +14,11 @@ what the worker dead-letters.
 Windows still open when a partition's input pauses are closed by :meth:`RecordHandler.tick`
 once the partition is caught up and quiet (:mod:`streams.catchup`), never earlier.
 
+A live retune (:meth:`RecordHandler.retune`, :mod:`streams.retune`) switches each
+partition at its next window boundary: right after the output of the next window
+it closes, or at once if it has no open window. Alerts and incidents carry the
+audit stamp of the config they were judged under (:mod:`streams.audit`).
+
 A dead letter keeps the **original bytes** as its value and its key, so it can be
 replayed as-is once fixed; the headers say why and where it came from:
 
@@ -127,6 +132,35 @@ class RecordHandler:
         self._handled = 0
         self._last_event_ts = 0.0
         self._last_processed_at = 0.0
+
+    def retune(self, settings: Settings) -> None:
+        """Adopt ``settings`` (already checked by :func:`streams.retune.check_live`).
+
+        New partitions start with them at once, and so do partitions without an
+        open window; every other partition keeps judging its open windows under the
+        config they opened under and switches right after its next window closes
+        (:meth:`_adopt`), keeping its state. The same call serves an offline replay
+        (:func:`streams.offline.run_offline` with ``retunes``).
+        """
+        self.settings = settings
+        self.limits = ValidationLimits.from_settings(settings.validation)
+        for pipeline in self.pipelines.values():
+            if not pipeline.has_open_windows:
+                self._adopt(pipeline)
+        self.metrics.config_pending_partitions.set(self.pending_partitions())
+
+    def pending_partitions(self) -> int:
+        """Partitions still judging under an earlier config than :attr:`settings`."""
+        return sum(1 for p in self.pipelines.values() if p.settings is not self.settings)
+
+    def _adopt(self, pipeline: PartitionPipeline) -> None:
+        if pipeline.settings is self.settings:
+            return
+        fresh = pipeline.reconfigure(self.settings)
+        log.info("partition %d now judges under config %s%s", pipeline.partition,
+                 pipeline.audit.label(),
+                 f" (detectors started fresh: {', '.join(fresh)})" if fresh else "")
+        self.metrics.config_pending_partitions.set(self.pending_partitions())
 
     def pipeline(self, partition: int) -> PartitionPipeline:
         pipeline = self.pipelines.get(partition)
@@ -300,9 +334,12 @@ class RecordHandler:
         if alerts:
             grouper.add(alerts)
         if closed and grouper.has_pending:
+            stamp = pipeline.audit.incident
             out += [Outgoing("incident", i.incident_id.encode(), encode(i),
                              [("tw-schema", INCIDENT_SCHEMA_HEADER)], incident=i, arrival=arrival)
-                    for i in grouper.close(pipeline.windows.is_late, now=now)]
+                    for i in map(stamp, grouper.close(pipeline.windows.is_late, now=now))]
+        if closed:
+            self._adopt(pipeline)  # a retune waits for this window boundary
         return out
 
     def _dead_letter(self, raw: bytes, key: bytes | None, reason: str, detail: str, topic: str,

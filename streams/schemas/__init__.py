@@ -31,12 +31,15 @@ SCHEMAS: dict[str, tuple[type, int, str]] = {
                     "One alert on trade.alerts (UTF-8 JSON, key = series key). alert_id is "
                     "deterministic per (detector, series, window): deduplicate on it. "
                     "surprise (-log10 p, unsaturated) and excess_eur rank alerts; incident_id "
-                    "names the alert's incident on trade.incidents."),
+                    "names the alert's incident on trade.incidents. config_version, "
+                    "config_hash and chpl_version say what it was judged with (optional "
+                    "additions to v1: older alerts lack them)."),
     "trade_incident": (TradeIncident, INCIDENT_SCHEMA_VERSION,
                        "One incident on trade.incidents (UTF-8 JSON, key = incident_id): the "
                        "alerts of one window on one destination and goods family. incident_id is "
                        "deterministic per (window, destination, goods family); keep the highest "
-                       "revision of each id."),
+                       "revision of each id. config_version, config_hash and chpl_version as "
+                       "on alerts (optional additions to v1)."),
 }
 
 

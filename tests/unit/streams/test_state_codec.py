@@ -223,13 +223,18 @@ def test_another_format_version_is_refused_with_a_clear_message() -> None:
     assert f"reads version {FORMAT_VERSION} only" in str(refusal)
 
 
-def test_a_changed_detector_config_or_another_partition_is_refused() -> None:
+def test_another_window_grid_or_another_partition_is_refused() -> None:
     raw, settings = _envelope()
-    changed = msgspec.structs.replace(settings, detectors={
+    hourly = msgspec.structs.replace(settings, windows=msgspec.structs.replace(
+        settings.windows, size_seconds=3600.0, grace_seconds=600.0))
+    assert _refusal(raw, hourly).reason == "config_changed"
+    assert _refusal(raw, settings, partition=2).reason == "wrong_partition"
+    # a detector's parameters shape that detector's state only: restored, and it
+    # alone starts fresh (tests/unit/streams/test_retune.py)
+    reparameterised = msgspec.structs.replace(settings, detectors={
         **settings.detectors,
         "volume": msgspec.structs.replace(settings.detectors["volume"], params={"rate": 0.1})})
-    assert _refusal(raw, changed).reason == "config_changed"
-    assert _refusal(raw, settings, partition=2).reason == "wrong_partition"
+    assert isinstance(decode_envelope(raw, TOPIC, 1, reparameterised), RestoredState)
     # a threshold only changes what is done with the state: kept
     rethresholded = msgspec.structs.replace(settings, detectors={
         **settings.detectors,
