@@ -178,7 +178,7 @@ class VolumeSurgeDetector(Detector):
         return mean, spread
 
     def _scored(self, x: dict[str, Any]) -> tuple[float, float]:
-        """(mean, spread) of one window as scored: :meth:`_expected` plus the level's uncertainty."""
+        """(mean, spread) of one window as scored: :meth:`_expected` plus the level's spread."""
         mean, spread = self._expected(x)
         return mean, math.hypot(spread, self.level_cv * mean)
 

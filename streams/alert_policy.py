@@ -93,9 +93,12 @@ class AlertPolicy:
         """A series surge in EUR whose excess over the expected range is below the floor
         of its goods (CHPL or not): improbable, but too little money for an analyst."""
         rules = self.settings.alerts
-        if f.id_key is not None or f.meta.level == "passthrough" or side != "up" or f.unit != VALUE_UNIT:
+        if f.id_key is not None or f.meta.level == "passthrough":
             return False
-        floor = rules.min_excess_eur_chpl if f.meta.chpl_tier != "none" else rules.min_excess_eur_other
+        if side != "up" or f.unit != VALUE_UNIT:
+            return False
+        chpl = f.meta.chpl_tier != "none"
+        floor = rules.min_excess_eur_chpl if chpl else rules.min_excess_eur_other
         return floor > 0 and ranking(f.explanation, f.unit)[1] < floor
 
     def decide(self, f: Finding,

@@ -138,8 +138,8 @@ class PipelineMetrics:
                 ["severity", "transit_country", "chpl_tier"], registry=r),
             alerts_suppressed=Counter(
                 "tradewatch_alerts_suppressed",
-                "Scores over threshold not published (cooldown, below min severity, immaterial, out of scope, "
-                "the other direction than the series watches...).",
+                "Scores over threshold not published (cooldown, below min severity, immaterial, "
+                "out of scope, the other direction than the series watches...).",
                 ["detector", "reason"], registry=r),
             publish_failures=Counter(
                 "tradewatch_publish_failures",

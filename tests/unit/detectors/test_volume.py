@@ -81,7 +81,8 @@ def test_a_lasting_new_level_is_learned_and_stops_alerting() -> None:
     assert max(scores[-20:]) < 0.5
 
 
-def lumpy_lane(rng: random.Random, months: int, month_factor: list[float] | None = None) -> list[float]:
+def lumpy_lane(rng: random.Random, months: int,
+               month_factor: list[float] | None = None) -> list[float]:
     """A busy lane whose rate changes from month to month (log-normal, sigma 0.7), as
     real Comext lanes do; ~2 shipments a working day of log-normal size."""
     values = []

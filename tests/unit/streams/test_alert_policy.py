@@ -1,4 +1,4 @@
-"""The alert policy's materiality floor: a series surge needs enough EUR above its expected range."""
+"""The alert policy's materiality floors: a series surge needs enough EUR above its range."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ SETTINGS = load_settings_text(
 
 def finding(observed: float, tier: str = "none", level: str = "hs6", unit: str = "EUR",
             code: str = "841181", detector: str = "volume") -> Finding:
-    series = AlertSeries(key=f"{level}:DE>KZ:{code}", level=level, origin_country="DE",  # type: ignore[arg-type]
-                         destination_country="KZ", transit_country="KZ", product_code=code,
-                         chpl_tier=tier)
+    series = AlertSeries(key=f"{level}:DE>KZ:{code}", level=level,  # type: ignore[arg-type]
+                         origin_country="DE", destination_country="KZ", transit_country="KZ",
+                         product_code=code, chpl_tier=tier)
     x = Explanation(observed=observed, expected=10_000.0, expected_low=0.0, expected_high=40_000.0,
                     score=1.0, details={"z": 12.0})
     return Finding(detector=detector, meta=series, direction="up", rollup=False,
