@@ -107,6 +107,16 @@ class VolumeSurgeDetector(Detector):
         second window).
     span
         Windows in the persistence evidence (a config may give a duration).
+    level_cv
+        Relative uncertainty of the series' *level* itself, beyond the window-to-window
+        noise the running variance sees: real trade lanes change their rate from month
+        to month (Comext HS6 lanes active in at least 10 months of 2020: the monthly
+        values' coefficient of variation has quartiles 0.56 / 0.79 / 1.1). The windows of
+        one month share that month's rate, so their deviations add up rather than cancel:
+        the spread of a total over ``k`` windows is ``sqrt(k * spread**2 + (k * level_cv *
+        mean)**2)``, and of one window ``sqrt(spread**2 + (level_cv * mean)**2)``. 0 (the
+        default) treats windows as independent, as before; it only widens what is
+        scored and explained (the expected range), never what is learned.
     direction
         ``"up"`` scores surges (the default), ``"down"`` collapses (the window total
         far below its usual level, for as long as ``persistence`` asks), ``"both"``
@@ -121,9 +131,11 @@ class VolumeSurgeDetector(Detector):
 
     def __init__(self, rate: float = 0.05, warmup: int = 14, clip: float = 4.0,
                  min_spread: float = 0.25, weekday: bool = True, persistence: bool = True,
-                 span: int = 5, direction: str = "up") -> None:
+                 span: int = 5, direction: str = "up", level_cv: float = 0.0) -> None:
         if not 0 < rate < 1:
             raise ValueError(f"rate must be in (0, 1), got {rate}")
+        if not 0 <= level_cv <= 10:
+            raise ValueError(f"level_cv must be in [0, 10], got {level_cv}")
         if direction not in ("up", "down", "both"):
             raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
         self.rate = rate
@@ -134,6 +146,7 @@ class VolumeSurgeDetector(Detector):
         self.persistence = persistence
         self.span = span
         self.direction = direction
+        self.level_cv = level_cv
         self._n = 0
         self._z_prev = 0.0
         self._z_prev_down = 0.0
@@ -164,8 +177,17 @@ class VolumeSurgeDetector(Detector):
         spread = max(math.sqrt(max(self._var, 0.0)) * factor, self.min_spread * mean, 1e-9)
         return mean, spread
 
-    def _z_now(self, x: dict[str, Any], up: bool = True) -> float:
+    def _scored(self, x: dict[str, Any]) -> tuple[float, float]:
+        """(mean, spread) of one window as scored: :meth:`_expected` plus the level's spread."""
         mean, spread = self._expected(x)
+        return mean, math.hypot(spread, self.level_cv * mean)
+
+    def _total_spread(self, k: int, mean: float, spread: float) -> float:
+        """Spread of a total over ``k`` windows: independent noise plus the shared level."""
+        return math.sqrt(k * spread * spread + (k * self.level_cv * mean) ** 2)
+
+    def _z_now(self, x: dict[str, Any], up: bool = True) -> float:
+        mean, spread = self._scored(x)
         z = (_value(x) - mean) / spread
         return max(0.0, z if up else -z)
 
@@ -190,7 +212,7 @@ class VolumeSurgeDetector(Detector):
         window = [*self._recent[-(self.span - 1):], _value(x)] if self.span > 1 else [_value(x)]
         k = len(window)
         mean, spread = self._mean, max(math.sqrt(max(self._var, 0.0)), self.min_spread * self._mean, 1e-9)
-        z_total = (k * mean - sum(window)) / (math.sqrt(k) * spread)
+        z_total = (k * mean - sum(window)) / self._total_spread(k, mean, spread)
         return max(0.0, sustained, z_total)
 
     def _z(self, x: dict[str, Any]) -> float:
@@ -211,7 +233,7 @@ class VolumeSurgeDetector(Detector):
         window = [*self._recent[-(self.span - 1):], _value(x)] if self.span > 1 else [_value(x)]
         k = len(window)
         mean, spread = self._mean, max(math.sqrt(max(self._var, 0.0)), self.min_spread * self._mean, 1e-9)
-        z_total = (sum(window) - k * mean) / (math.sqrt(k) * spread)
+        z_total = (sum(window) - k * mean) / self._total_spread(k, mean, spread)
         active = sum(1 for v in window if v > 0)
         z_active = _poisson_z(active, k * self._active)
         return max(0.0, sustained, min(z_total, z_active))
@@ -264,7 +286,7 @@ class VolumeSurgeDetector(Detector):
         return z_to_score(max(self._sides(x)))
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
-        mean, spread = self._expected(x)
+        mean, spread = self._scored(x)
         up, down = self._sides(x)
         z = max(up, down)
         return Explanation(

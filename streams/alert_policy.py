@@ -3,7 +3,8 @@
 The third of the pipeline's three jobs (features -> scoring -> alert policy), as
 river's ``ThresholdFilter`` acts on a detector's scores without being the detector:
 thresholds with their per-series overrides, the series family's direction, the
-minimum evidence of a series alert, the scope (CHPL goods only), the cooldown per
+minimum evidence of a series alert (declarations, and the EUR above the
+expected range by CHPL or not), the scope (CHPL goods only), the cooldown per
 detector and series, severity (from the ranking figures and the CHPL tier,
 :func:`streams.alerts.alert_severity`), the cap after an upstream
 data gap, and the minimum severity published. Every finding it turns down is
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from detectors.base import Explanation
 from detectors.calibration import SEVERITY_LEVELS
 from detectors.windows import ClosedWindow
-from streams.alerts import alert_severity, make_alert
+from streams.alerts import VALUE_UNIT, alert_severity, make_alert, ranking
 from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import Influencer, TradeAlert
@@ -88,6 +89,18 @@ class AlertPolicy:
         if self.metrics:
             self.metrics.alerts_suppressed.labels(detector=detector, reason=reason).inc()
 
+    def _immaterial(self, f: Finding, side: str) -> bool:
+        """A series surge in EUR whose excess over the expected range is below the floor
+        of its goods (CHPL or not): improbable, but too little money for an analyst."""
+        rules = self.settings.alerts
+        if f.id_key is not None or f.meta.level == "passthrough":
+            return False
+        if side != "up" or f.unit != VALUE_UNIT:
+            return False
+        chpl = f.meta.chpl_tier != "none"
+        floor = rules.min_excess_eur_chpl if chpl else rules.min_excess_eur_other
+        return floor > 0 and ranking(f.explanation, f.unit)[1] < floor
+
     def decide(self, f: Finding,
                influencers: Callable[[bool], list[Influencer]] | None = None) -> TradeAlert | None:
         """The alert for finding ``f``, or None (counted with its reason).
@@ -106,6 +119,9 @@ class AlertPolicy:
             if side == "up":  # a collapse is seen in the declarations that are missing
                 self._suppress(name, "too_few_declarations")
                 return None
+        if self._immaterial(f, side):
+            self._suppress(name, "immaterial")
+            return None
         if rules.scope == "chpl" and meta.chpl_tier == "none":
             self._suppress(name, "out_of_scope")
             return None

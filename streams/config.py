@@ -254,6 +254,14 @@ class AlertSettings(_Section):
     #: A series alert needs at least this many declarations in its window: one or two
     #: shipments on a sparse route are how sparse routes look, not a pattern.
     min_declarations: Annotated[int, msgspec.Meta(ge=0)] = 3
+    #: Materiality: a series surge in EUR is published only when its value above the
+    #: expected range (``excess_eur``) reaches this much, for goods on the Common High
+    #: Priority List (the mission: small sums matter) ...
+    min_excess_eur_chpl: NonNegative = 0.0
+    #: ... and for goods outside it (only in scope with ``scope = "all"``; real lanes of
+    #: ordinary goods swing tenfold from month to month, so only large sums are news).
+    #: Per-declaration, pass-through and collapse findings are not held to either. 0: off.
+    min_excess_eur_other: NonNegative = 0.0
     #: After an outage (a window in which a whole partition had no declaration although
     #: such windows usually have some; an ordinary quiet weekend is not one), alerts of
     #: the windows within this long are capped at "low": the backlog arriving late looks

@@ -141,8 +141,8 @@ class PipelineMetrics:
                 ["severity", "transit_country", "chpl_tier"], registry=r),
             alerts_suppressed=Counter(
                 "tradewatch_alerts_suppressed",
-                "Scores over threshold not published (cooldown, below min severity, out of scope, "
-                "the other direction than the series watches...).",
+                "Scores over threshold not published (cooldown, below min severity, immaterial, "
+                "out of scope, the other direction than the series watches...).",
                 ["detector", "reason"], registry=r),
             publish_failures=Counter(
                 "tradewatch_publish_failures",
@@ -242,7 +242,7 @@ class PipelineMetrics:
         for detector in detectors:
             m.detector_processing.labels(detector=detector)
             m.detector_state_bytes.labels(detector=detector)
-            for reason in ("cooldown", "below_min_severity", "too_few_declarations",
+            for reason in ("cooldown", "below_min_severity", "too_few_declarations", "immaterial",
                            "out_of_scope", "other_direction"):
                 m.alerts_suppressed.labels(detector=detector, reason=reason)
             for severity in SEVERITY_LEVELS:

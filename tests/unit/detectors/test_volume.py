@@ -79,3 +79,53 @@ def test_a_lasting_new_level_is_learned_and_stops_alerting() -> None:
     scores = feed(det, [rng.lognormvariate(11, 0.3) for _ in range(80)], start=40)
     assert max(scores[:5]) > 0.99
     assert max(scores[-20:]) < 0.5
+
+
+def lumpy_lane(rng: random.Random, months: int,
+               month_factor: list[float] | None = None) -> list[float]:
+    """A busy lane whose rate changes from month to month (log-normal, sigma 0.7), as
+    real Comext lanes do; ~2 shipments a working day of log-normal size."""
+    values = []
+    for m in range(months):
+        level = (month_factor[m] if month_factor else 1.0) * rng.lognormvariate(0, 0.7)
+        for _ in range(30):
+            weekend = (len(values) + 3) % 7 in (5, 6)  # day 0 is Thursday 1970-01-01
+            n = 0 if weekend else sum(rng.random() < 0.5 for _ in range(4))
+            values.append(sum(level * rng.lognormvariate(10, 0.9) for _ in range(n)))
+    return values
+
+
+def test_level_uncertainty_widens_the_expected_range_of_a_lumpy_lane() -> None:
+    rng = random.Random(5)
+    history = lumpy_lane(rng, 4)
+    plain, lumpy = VolumeSurgeDetector(), VolumeSurgeDetector(level_cv=0.8)
+    feed(plain, history)
+    feed(lumpy, history)
+    x = {"value": 60_000.0, "t": DAY * len(history)}
+    assert lumpy.explain_one(x).expected_high > plain.explain_one(x).expected_high
+    assert lumpy.score_one(x) <= plain.score_one(x)
+
+
+def test_ordinary_month_to_month_swings_alert_less_with_level_uncertainty() -> None:
+    def alerts(level_cv: float) -> int:
+        count = 0
+        for seed in range(10):
+            det = VolumeSurgeDetector(level_cv=level_cv)
+            count += sum(s > 0.5 for s in feed(det, lumpy_lane(random.Random(seed), 12)))
+        return count
+
+    assert alerts(0.8) < alerts(0.0)
+
+
+def test_level_uncertainty_keeps_every_twentyfold_month_the_plain_model_finds() -> None:
+    def caught(level_cv: float) -> set[int]:
+        found = set()
+        for seed in range(5):
+            det = VolumeSurgeDetector(level_cv=level_cv)
+            scores = feed(det, lumpy_lane(random.Random(seed), 7, [1.0] * 6 + [20.0]))
+            if max(scores[-30:]) > 0.99:
+                found.add(seed)
+        return found
+
+    plain = caught(0.0)
+    assert len(plain) >= 3 and caught(0.8) == plain
