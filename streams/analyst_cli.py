@@ -18,6 +18,7 @@ from streams.events import TradeAlert
 from streams.feedback import DEFAULT_SUPPRESS_FOR, FeedbackRecord, make_record
 
 __all__ = ["cmd_mark", "cmd_state", "cmd_explain", "format_evidence", "mark_record",
+           "compare_published",
            "add_mark_arguments", "add_state_parser", "add_explain_parser"]
 
 
@@ -176,6 +177,8 @@ def add_explain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("file", help="the declarations (.jsonl or .csv) the alert was raised on")
     p.add_argument("--feedback", default=None, help="JSON-lines feedback the worker followed")
     p.add_argument("--json", action="store_true", help="the replayed alert as JSON")
+    p.add_argument("--offline", action="store_true",
+                   help="do not compare with the published alert on the alerts topic")
     p.set_defaults(func=None, analyst="explain")
 
 
@@ -207,6 +210,36 @@ def format_evidence(alert: TradeAlert, given_id: str) -> str:
     return "\n".join(lines)
 
 
+def compare_published(replayed: TradeAlert, published: TradeAlert | None) -> str:
+    """One line: whether the published alert carries the replayed evidence.
+
+    The id only names detector, series and window; the score, surprise and config
+    hash say whether the alert was judged from the same state: a revert, feedback
+    or a restart from older state changes the models without changing the id.
+    """
+    if published is None:
+        return "published: not on the alerts topic (expired, or raised under another config)"
+    differs = [f"{name} {getattr(published, name)} vs replayed {getattr(replayed, name)}"
+               for name in ("score", "surprise", "config_hash")
+               if getattr(published, name) != getattr(replayed, name)]
+    if not differs:
+        return "published: the same evidence (score, surprise, config hash)"
+    return ("published: DIFFERS, " + "; ".join(differs) + " (other models: a state revert, "
+            "feedback not given with --feedback, or another config)")
+
+
+def _published(settings: Settings, alert_id: str) -> tuple[bool, TradeAlert | None]:
+    """(looked up, the alert) from the alerts topic; not looked up when the cluster is away."""
+    from streams.feedback_topic import find_alert
+    from streams.kafka_clients import check_cluster
+
+    try:
+        check_cluster(settings.kafka, timeout=5.0)
+        return True, find_alert(settings, alert_id)
+    except Exception:  # noqa: BLE001 - explain works offline; the comparison is a bonus
+        return False, None
+
+
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     from streams.feedback import read_feedback_file
     from streams.offline import run_offline
@@ -228,6 +261,11 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     alert = found[-1]
     print(msgspec.json.encode(alert).decode() if args.json else format_evidence(alert, args.alert_id))
+    if not args.offline:
+        looked_up, published = _published(settings, alert.alert_id)
+        print(compare_published(alert, published) if looked_up else
+              f"published: not compared ({settings.kafka.bootstrap_servers} does not answer)",
+              file=sys.stderr)
     print(f"reproduced: {args.file} replayed under config {settings.config_version}@"
           f"{_hash(settings)} ({result.accepted} records accepted, {len(result.alerts)} alerts)",
           file=sys.stderr)

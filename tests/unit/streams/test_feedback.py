@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from evaluation.feedback_effect import effect, simulated_marks
-from streams.analyst_cli import format_evidence, mark_record
+from streams.analyst_cli import compare_published, format_evidence, mark_record
 from streams.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings_text
 from streams.events import TradeAlert
 from streams.feedback import (
@@ -256,3 +256,16 @@ def test_simulated_marks_cover_the_alerts_before_the_cut_and_their_effect_is_mea
     result = effect(Card(unmarked, labels), Card(after, ["fp"] * 4), marks)
     assert result["before"]["after_marks"]["counts"] == {"tp": 4}
     assert result["after"]["after_marks"]["counts"] == {}
+
+
+def test_explain_says_whether_the_published_alert_carries_the_replayed_evidence(
+        unmarked: list[TradeAlert]) -> None:
+    import msgspec
+
+    alert = unmarked[0]
+    assert compare_published(alert, alert) == \
+        "published: the same evidence (score, surprise, config hash)"
+    reverted = msgspec.structs.replace(alert, surprise=alert.surprise + 7)
+    assert compare_published(alert, reverted).startswith(
+        f"published: DIFFERS, surprise {alert.surprise + 7} vs replayed {alert.surprise}")
+    assert "not on the alerts topic" in compare_published(alert, None)
