@@ -266,7 +266,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         print(compare_published(alert, published) if looked_up else
               f"published: not compared ({settings.kafka.bootstrap_servers} does not answer)",
               file=sys.stderr)
-    print(f"reproduced: {args.file} replayed under config {settings.config_version}@"
+    print(f"replayed {args.file} under config {settings.config_version}@"
           f"{_hash(settings)} ({result.accepted} records accepted, {len(result.alerts)} alerts)",
           file=sys.stderr)
     return 0
