@@ -479,8 +479,15 @@ def evaluate(
     records_with_truth: RecordsWithTruth,
     settings: Settings,
     mode: Literal["offline", "kafka"] = "offline",
+    feedback: Any = None,
 ) -> Scorecard:
-    """Run the records through the pipeline (offline or through Kafka) and score them."""
+    """Run the records through the pipeline (offline or through Kafka) and score them.
+
+    ``feedback`` (a :class:`streams.feedback.FeedbackTable`, offline only) holds
+    analyst marks the run follows from its first record.
+    """
+    if feedback is not None and mode != "offline":
+        raise ValueError("feedback is replayed offline only")
     truths = records_with_truth.truths
     plot_keys = {k for t in truths for k in getattr(t, "plot_series", ())}
     tap = _Tap(plot_keys)
@@ -489,7 +496,7 @@ def evaluate(
     if mode == "offline":
         from streams.offline import run_offline
 
-        result = run_offline(tap(records_with_truth.records), settings)
+        result = run_offline(tap(records_with_truth.records), settings, feedback=feedback)
         alerts = result.alerts
         rejected = len(result.rejected)
     elif mode == "kafka":
@@ -699,6 +706,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", help="tradewatch TOML (default deploy/tradewatch.toml)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: the set's)")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is not met")
+    p.add_argument("--feedback", help="JSON-lines analyst marks: show precision before/after")
+    p.add_argument("--write-feedback", help="first write the marks of an analyst who worked the "
+                   "alerts of the first part of the scored period to this file, then use them")
+    p.add_argument("--mark-until", type=float, default=0.5,
+                   help="with --write-feedback: the fraction of the scored period marked (0.5)")
     from evaluation.real_evaluate import add_real_arguments, main_real
 
     add_real_arguments(p)
@@ -708,7 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_real(args, settings)
     labelled = labelled_stream(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
     card = evaluate(labelled, settings, mode=args.mode)
-    print(format_table(card))
+    if args.feedback or args.write_feedback:
+        card = _with_feedback(args, settings, card)
+    else:
+        print(format_table(card))
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(card.to_json())
@@ -720,6 +735,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check and not all(card.targets_met().values()):
         return 1
     return 0
+
+
+def _with_feedback(args: argparse.Namespace, settings: Settings, before: Scorecard) -> Scorecard:
+    """Run the set again following analyst marks; print its table and the before/after."""
+    from evaluation.feedback_effect import effect, format_effect, simulated_marks
+    from streams.feedback import FeedbackTable, encode_feedback, read_feedback_file
+
+    if args.write_feedback:
+        spans = [a.window_start.timestamp() for a, lab in zip(before.alerts, before.labels,
+                                                                strict=True) if lab != "probation"]
+        start, end = (min(spans), max(spans)) if spans else (0.0, 0.0)
+        marks = simulated_marks(before.alerts, before.labels,
+                                until_ts=start + args.mark_until * (end - start))
+        Path(args.write_feedback).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.write_feedback).write_bytes(b"".join(encode_feedback(m) + b"\n" for m in marks))
+        table = FeedbackTable(marks)
+        print(f"feedback file: {args.write_feedback} ({len(marks)} marks)")
+    else:
+        table = read_feedback_file(args.feedback)
+    labelled = labelled_stream(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
+    after = evaluate(labelled, settings, mode="offline", feedback=table)
+    print(format_table(after))
+    print(format_effect(effect(before, after, list(table))))
+    return after
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ from streams.alerts import VALUE_UNIT, alert_severity, make_alert, ranking
 from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import Influencer, TradeAlert
+from streams.feedback import FeedbackTable
 from streams.metrics import PipelineMetrics
 from streams.scoring import Finding
 
@@ -53,11 +54,15 @@ class AlertPolicy:
     ``settings``, ``metrics``, ``clock`` and the threshold table come from the
     configuration and the process (transient for the state codec); the last alert
     per (detector, series) and the end of the catch-up period are state.
+    ``feedback`` is the worker's table of analyst marks, shared by its partitions
+    (transient too: it is rebuilt from the feedback topic, not checkpointed).
     """
 
     def __init__(self, settings: Settings, metrics: PipelineMetrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 feedback: FeedbackTable | None = None) -> None:
         self.rebind(settings, metrics, clock)
+        self.feedback = feedback if feedback is not None else FeedbackTable()
         self._last_alert: dict[tuple[str, str], float] = {}
         #: Windows starting before this follow a data gap on this partition.
         self._catchup_until = -math.inf
@@ -124,6 +129,9 @@ class AlertPolicy:
             return None
         if rules.scope == "chpl" and meta.chpl_tier == "none":
             self._suppress(name, "out_of_scope")
+            return None
+        if self.feedback.suppresses(name, meta.key, window_start):
+            self._suppress(name, "feedback")
             return None
         cooldown_key = (name, f.id_key or meta.key)
         last = self._last_alert.get(cooldown_key)

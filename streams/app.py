@@ -32,6 +32,13 @@ a tick. A config it can adopt live is handed to the record handler, which
 switches each partition at its next window boundary, state kept
 (:mod:`streams.retune`); one it cannot is logged and counted, and the running
 config stays.
+
+It follows two more compacted topics the same way: the analysts' feedback
+(:mod:`streams.feedback_topic`, folded into the record handler's feedback table
+at start and each tick) and its group's state reverts (:mod:`streams.snapshots`):
+a revert published while it runs is applied at the next tick, under the batch
+lock, to every partition it owns; reverts already on the topic at its start were
+applied by the workers running then.
 """
 
 from __future__ import annotations
@@ -56,12 +63,23 @@ from streams.config import Settings
 from streams.config_topic import ConfigFollower, decode_published
 from streams.delivery import Backoff, ResettableProducer, deliver
 from streams.faults import FaultInjector
+from streams.feedback_topic import FeedbackFollower
+from streams.follow import TopicFollower
 from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
 from streams.state_store import PartitionStateStore, producer_kwargs
 from streams.retune import ConfigRejected, candidate_settings, check_live
-from streams.topics import changelog_spec, config_spec, ensure_topics, incidents_spec
+from streams.snapshots import RevertCommand, decode_revert, read_snapshots, revert_key, revert_models
+from streams.state_codec import Refusal, decode_envelope
+from streams.topics import (
+    changelog_spec,
+    config_spec,
+    ensure_topics,
+    feedback_spec,
+    incidents_spec,
+    snapshots_spec,
+)
 from streams.worker import Outgoing, RecordHandler
 
 __all__ = ["create_app", "WorkerLoop"]
@@ -127,6 +145,8 @@ class WorkerLoop:
         self._epoch: dict[TopicPartition, int] = {}
         self._last_tick = 0.0
         self.follower: ConfigFollower | None = None
+        self.feedback: FeedbackFollower | None = None
+        self.reverts: TopicFollower | None = None
         t = settings.topics
         topics = {"alert": t.alerts, "incident": t.incidents}
         self._topic_of: Callable[[Outgoing], str] = lambda item: topics.get(item.kind, t.dlq)
@@ -144,9 +164,10 @@ class WorkerLoop:
         # newer than most deployments, and a new consumer group is a new changelog (a
         # broker that auto-creates topics would create it on the first save, uncompacted)
         specs = [incidents_spec(s.topics.incidents, s.topics.partitions),
-                 config_spec(s.topics.config)]
+                 config_spec(s.topics.config), feedback_spec(s.topics.feedback)]
         if s.worker.checkpoints:
-            specs.append(changelog_spec(s.kafka.consumer_group, s.topics.partitions))
+            specs += [changelog_spec(s.kafka.consumer_group, s.topics.partitions),
+                      snapshots_spec(s.kafka.consumer_group)]
         await asyncio.to_thread(ensure_topics, s.kafka, specs)
         # the group's published config before any state is restored: restored state
         # is laid over the config the group runs, not over this worker's file
@@ -154,6 +175,13 @@ class WorkerLoop:
         published = await self.follower.start()
         if published is not None:
             self.apply_published(published)
+        self.feedback = FeedbackFollower(s, self.handler.feedback, self.metrics)
+        await self.feedback.start()
+        self.reverts = TopicFollower(s.kafka, s.topics.config, f"{s.kafka.client_id}-revert")
+        done = self._revert_commands(await self.reverts.start())
+        if done:
+            log.info("state revert to %r (%s) is on the config topic from before this start: "
+                     "taken as applied", done[-1].snapshot, done[-1].revert_id)
         if s.worker.checkpoints:
             self.store = self._make_store()
         self.consumer = AIOKafkaConsumer(
@@ -180,8 +208,9 @@ class WorkerLoop:
                 await consumer.stop()
                 if self.store is not None:
                     await self.store.close()
-                if self.follower is not None:
-                    await self.follower.stop()
+                for follower in (self.follower, self.feedback, self.reverts):
+                    if follower is not None:
+                        await follower.stop()
                 await self.producer.stop()
             finally:
                 self.stopped.set()
@@ -377,6 +406,7 @@ class WorkerLoop:
                 published = None
             if published is not None:
                 self.apply_published(published)
+        await self._follow_analysts()
         self._undelivered = True
         out = self.handler.tick()
         await self._deliver(out)
@@ -384,6 +414,67 @@ class WorkerLoop:
         # windows closed by the idle timer are state too, and saves skipped by the
         # interval are due now: offer every partition
         await self._persist({p: topic for p in self.handler.pipelines})
+
+    # -- feedback and reverts --------------------------------------------------------
+
+    def _revert_commands(self, records: list[Any]) -> list[RevertCommand]:
+        """This group's revert commands among config-topic records (malformed ones logged)."""
+        key = revert_key(self.settings.kafka.consumer_group)
+        out = []
+        for r in records:
+            if r.key != key or r.value is None:
+                continue
+            try:
+                out.append(decode_revert(r.value))
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                log.warning("ignoring a malformed revert command: %s", err)
+        return out
+
+    async def _follow_analysts(self) -> None:
+        """New feedback into the table; a new revert applied (once a tick, under the lock)."""
+        try:
+            if self.feedback is not None:
+                await self.feedback.poll()
+            commands = self._revert_commands(await self.reverts.poll()) if self.reverts else []
+        except Exception as err:  # noqa: BLE001 - the records flow on; retried next tick
+            log.warning("could not read the feedback or config topic: %s: %s",
+                        type(err).__name__, err)
+            return
+        if commands:
+            await self.revert(commands[-1])
+
+    async def revert(self, command: RevertCommand) -> None:
+        """Put the snapshot's models in every owned partition, keep its offsets, save it."""
+        topic = self.settings.topics.declarations
+        if self.store is None:
+            log.warning("state revert to %r ignored: this worker keeps no state "
+                        "(worker.checkpoints = false)", command.snapshot)
+            return
+        snapshot = (await asyncio.to_thread(read_snapshots, self.settings)).get(command.snapshot, {})
+        log.info("state revert to snapshot %r (%s, by %s): partitions %s", command.snapshot,
+                 command.revert_id, command.issued_by, sorted(self.handler.pipelines))
+        for partition, pipeline in sorted(self.handler.pipelines.items()):
+            record = snapshot.get(partition)
+            if record is None or record.state is None:
+                self.metrics.state_reverts.labels(outcome="missing").inc()
+                log.warning("state revert: snapshot %r has no state for %s[%d]; it keeps its "
+                            "models", command.snapshot, topic, partition)
+                continue
+            # bound to the config the partition judges under now (a retune may be pending)
+            restored = await asyncio.to_thread(decode_envelope, record.state, topic, partition,
+                                               pipeline.settings, self.metrics, self.handler.clock)
+            if isinstance(restored, Refusal):
+                self.metrics.state_reverts.labels(outcome="refused").inc()
+                log.warning("state revert: snapshot %r of %s[%d] refused (%s); it keeps its "
+                            "models", command.snapshot, topic, partition, restored)
+                continue
+            revert_models(pipeline, restored.pipeline)
+            self.metrics.state_reverts.labels(outcome="applied").inc()
+            self._saved_when.pop(partition, None)
+            await self._save(topic, partition)
+            log.info("state revert: %s[%d] runs the models of snapshot %r (saved at offset %s), "
+                     "from offset %s on", topic, partition, command.snapshot, record.next_offset,
+                     self.handler.position(topic, partition))
 
     # -- rebalances (called by aiokafka inside getmany) -------------------------------
 

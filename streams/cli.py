@@ -12,6 +12,9 @@
 ``tradewatch evaluate``                scorecard over labelled scenarios
 ``tradewatch config check [FILE]``     validate a config and print the effective values
 ``tradewatch config publish FILE``     validate a config and publish it: workers retune live
+``tradewatch alerts mark ID --false-positive|--confirmed``  analyst feedback, followed by workers
+``tradewatch state snapshot|list|revert``  named copies of the detector state; revert a running group
+``tradewatch explain ID FILE``         replay a file and print one alert's evidence
 =====================================  ==================================================
 
 Every command that talks to Kafka first checks that the cluster answers and
@@ -156,9 +159,23 @@ def _tail_filter(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                        destinations=frozenset(c.upper() for c in args.destination))
 
 
+def cmd_analyst(args: argparse.Namespace) -> int:
+    """``alerts mark``, ``state ...`` and ``explain`` (:mod:`streams.analyst_cli`)."""
+    from streams import analyst_cli
+
+    if args.analyst == "explain":
+        return analyst_cli.cmd_explain(args, _settings(args))
+    if args.analyst == "state":
+        return analyst_cli.cmd_state(args, _connected_settings(args))
+    return analyst_cli.cmd_mark(args, _connected_settings(args))
+
+
 def cmd_alerts_tail(args: argparse.Namespace) -> int:
     from streams.tail import tail, tail_incidents
 
+    if getattr(args, "action", "tail") == "mark":
+        args.analyst = "mark"
+        return cmd_analyst(args)
     settings = _connected_settings(args)
     incidents = args.incidents or args.command == "incidents"
     show = tail_incidents if incidents else tail
@@ -245,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("alerts", "alert"), ("incidents", "incident")):
         p = sub.add_parser(name, help=f"the {what} topic")
-        p.add_argument("action", choices=["tail"])
+        p.add_argument("action", choices=["tail", "mark"] if name == "alerts" else ["tail"])
+        if name == "alerts":
+            from streams.analyst_cli import add_mark_arguments
+
+            add_mark_arguments(p)
         p.add_argument("--from-beginning", action="store_true")
         p.add_argument("--json", action="store_true", help=f"raw JSON, one {what} per line")
         p.add_argument("--timeout", type=float, default=None,
@@ -269,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="scorecard over labelled scenarios", add_help=False)
     p.set_defaults(func=cmd_evaluate)
+
+    from streams.analyst_cli import add_explain_parser, add_state_parser
+
+    add_state_parser(sub)
+    add_explain_parser(sub)
+    for name in ("state", "explain"):
+        sub.choices[name].set_defaults(func=cmd_analyst)
 
     p = sub.add_parser("config", help="configuration")
     p.add_argument("action", choices=["check", "publish"])

@@ -122,6 +122,9 @@ class TopicSettings(_Section):
     #: Published configs (``tradewatch config publish``), compacted, keyed by consumer
     #: group: every worker of the group follows it and retunes live (streams.retune).
     config: str = "trade.config"
+    #: Analyst feedback on alerts (``tradewatch alerts mark``), compacted, keyed by alert
+    #: id: every worker follows it (streams.feedback).
+    feedback: str = "trade.feedback"
     #: Declarations are keyed by HS6, so a product's every route lands on one partition.
     partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
 

@@ -25,7 +25,13 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.config import KafkaSettings, Settings, load_settings_text
 from streams.kafka_clients import as_kafka, kafka_python_kwargs
-from streams.topics import changelog_topic, delete_topics, ensure_topics, pipeline_topic_specs
+from streams.topics import (
+    changelog_topic,
+    delete_topics,
+    ensure_topics,
+    pipeline_topic_specs,
+    snapshots_topic,
+)
 
 __all__ = ["free_port", "private_settings", "running_worker", "read_topic", "RunningWorker"]
 
@@ -72,6 +78,7 @@ dlq = "{prefix}.declarations.dlq"
 alerts = "{prefix}.alerts"
 incidents = "{prefix}.incidents"
 config = "{prefix}.config"
+feedback = "{prefix}.feedback"
 partitions = {partitions}
 
 [worker]
@@ -242,7 +249,8 @@ def running_worker(settings_toml: str, settings: Settings, workdir: Path,
         if not keep_topics:
             with contextlib.suppress(Exception):
                 delete_topics(bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config,
-                                          changelog_topic(settings.kafka.consumer_group)])
+                                          t.feedback, changelog_topic(settings.kafka.consumer_group),
+                                          snapshots_topic(settings.kafka.consumer_group)])
 
 
 def read_topic(bootstrap: str | KafkaSettings, topic: str, *, expect: int | None = None,

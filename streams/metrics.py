@@ -33,7 +33,7 @@ from streams.retune import REJECT_REASONS as CONFIG_REJECT_REASONS
 from streams.validate import REJECT_REASONS
 
 __all__ = ["PipelineMetrics", "AlertBoard", "NO_LABEL", "STATE_RESTORE_OUTCOMES",
-           "STATE_REFUSAL_REASONS", "STATE_SAVE_OUTCOMES"]
+           "STATE_REFUSAL_REASONS", "STATE_SAVE_OUTCOMES", "STATE_REVERT_OUTCOMES"]
 
 #: Label value for "not a transit country" / "not on the CHPL".
 NO_LABEL = "none"
@@ -52,6 +52,8 @@ STATE_RESTORE_OUTCOMES = ("changelog", "cache", "cold", "refused")
 STATE_REFUSAL_REASONS = ("malformed", "format_version", "digest", "wrong_partition",
                          "config_changed", "layout_changed", "shape")
 STATE_SAVE_OUTCOMES = ("ok", "failed", "too_large")
+#: What a state revert did to one partition (streams.snapshots).
+STATE_REVERT_OUTCOMES = ("applied", "refused", "missing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +90,8 @@ class PipelineMetrics:
     state_restore_seconds: Histogram
     config_rejected: Counter
     config_pending_partitions: Gauge
+    feedback_marks: Gauge
+    state_reverts: Counter
 
     @classmethod
     def create(
@@ -218,7 +222,21 @@ class PipelineMetrics:
                 "tradewatch_config_pending_partitions",
                 "Partitions still judging under the previous config: a retune is adopted at "
                 "each partition's next window boundary.", registry=r),
+            feedback_marks=Gauge(
+                "tradewatch_feedback_marks",
+                "Analyst marks this worker follows (tradewatch alerts mark), by verdict.",
+                ["verdict"], registry=r),
+            state_reverts=Counter(
+                "tradewatch_state_reverts",
+                "Partitions a `tradewatch state revert` reached, by outcome (applied: the "
+                "snapshot's models now run; refused: its state did not fit this config; "
+                "missing: the snapshot has no state for the partition).",
+                ["outcome"], registry=r),
         )
+        for verdict in ("false_positive", "confirmed"):
+            m.feedback_marks.labels(verdict=verdict)
+        for outcome in STATE_REVERT_OUTCOMES:
+            m.state_reverts.labels(outcome=outcome)
         for reason in CONFIG_REJECT_REASONS:
             m.config_rejected.labels(reason=reason)
         for outcome in STATE_RESTORE_OUTCOMES:
@@ -243,7 +261,7 @@ class PipelineMetrics:
             m.detector_processing.labels(detector=detector)
             m.detector_state_bytes.labels(detector=detector)
             for reason in ("cooldown", "below_min_severity", "too_few_declarations", "immaterial",
-                           "out_of_scope", "other_direction"):
+                           "out_of_scope", "other_direction", "feedback"):
                 m.alerts_suppressed.labels(detector=detector, reason=reason)
             for severity in SEVERITY_LEVELS:
                 for country in countries:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from streams.config import Settings
 from streams.events import TradeAlert, TradeIncident
+from streams.feedback import FeedbackTable
 from streams.keys import partition_for, record_key
 from streams.metrics import PipelineMetrics
 from streams.worker import RecordHandler, report_series
@@ -62,17 +63,22 @@ def run_offline(
     metrics: PipelineMetrics | None = None,
     now: Callable[[], float] = time.time,
     retunes: Mapping[int, Settings] | None = None,
+    feedback: FeedbackTable | None = None,
 ) -> OfflineResult:
     """Handle every record as the worker would, then flush all windows.
 
     The result holds the alerts and incidents the worker would publish, in order.
     ``retunes`` maps a record index to a config published just before that record
     (a live retune, :meth:`streams.worker.RecordHandler.retune`): each partition
-    switches at its next window boundary, as a worker does.
+    switches at its next window boundary, as a worker does. ``feedback`` holds the
+    analyst marks a worker would follow (:mod:`streams.feedback`), in force from
+    the first record.
     """
     partitions = settings.topics.partitions
     handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
                             log_dead_letters=False)
+    if feedback is not None:
+        handler.feedback = feedback
     offsets = [0] * partitions
     alerts: list[TradeAlert] = []
     incidents: list[TradeIncident] = []

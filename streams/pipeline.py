@@ -24,7 +24,9 @@ is zero trade, learned as such. Window boundaries and every count of windows
 come from the configured grid (:mod:`streams.config_windows`).
 
 Every alert leaves stamped with the pipeline's :class:`~streams.audit.AuditStamp`
-(config version and hash, CHPL list version). :meth:`PartitionPipeline.reconfigure`
+(config version and hash, CHPL list version). Analyst feedback
+(:mod:`streams.feedback`) reaches both later jobs: a confirmed anomaly's window is
+scored but not learned, a false positive's detector and series are silenced. :meth:`PartitionPipeline.reconfigure`
 adopts a new config without losing state (a live retune, :mod:`streams.retune`);
 *when* it is called (at a window boundary) is the record handler's decision.
 """
@@ -42,6 +44,7 @@ from streams.config import Settings
 from streams.dedup import SeenIds
 from streams.events import TradeAlert, TradeDeclaration
 from streams.features import Features, passthrough_flows
+from streams.feedback import FeedbackTable
 from streams.incidents import IncidentGrouper
 from streams.metrics import PipelineMetrics
 from streams.scoring import DETECTOR_ROLES, TIMING_SAMPLE, Finding, Scoring
@@ -91,6 +94,15 @@ class PartitionPipeline:
     def windows(self) -> TumblingWindows:
         """The partition's event-time windows (held by its features)."""
         return self.features.windows
+
+    @property
+    def feedback(self) -> FeedbackTable:
+        """The analyst marks this partition obeys (the worker's table, :mod:`streams.feedback`)."""
+        return self.policy.feedback
+
+    @feedback.setter
+    def feedback(self, table: FeedbackTable) -> None:
+        self.policy.feedback = table
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -183,7 +195,8 @@ class PartitionPipeline:
                 self.policy.note_gap(window)
                 continue
             threshold = self.policy.threshold
-            findings = self.scoring.score_series(window, threshold)
+            findings = self.scoring.score_series(window, threshold,
+                                                 self.policy.feedback.unlearned(window.start))
             if self.metrics:
                 for family in self.scoring.catalog.names:
                     self.metrics.windows_closed.labels(level=family).inc()

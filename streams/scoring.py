@@ -248,8 +248,13 @@ class Scoring:
 
     # -- per closed window -----------------------------------------------------------
 
-    def score_series(self, window: ClosedWindow, threshold: ThresholdOf) -> list[Finding]:
-        """Score and learn every series' window total (zero for series without declarations)."""
+    def score_series(self, window: ClosedWindow, threshold: ThresholdOf,
+                     unlearned: frozenset[str] = frozenset()) -> list[Finding]:
+        """Score and learn every series' window total (zero for series without declarations).
+
+        The series in ``unlearned`` (confirmed anomalies, :mod:`streams.feedback`) are
+        scored but their detectors do not learn this window's value.
+        """
         grid = self.plan.grid
         history = min(self._windows_seen, self._prewarm_windows)
         for key in window.aggregates:
@@ -274,12 +279,14 @@ class Scoring:
                 state.last_window = window.start
             x = {"value": agg.value_eur, "t": window.start}
             family = families[state.family]
+            learn = key not in unlearned
             for name, detector in state.detectors.items():
                 if state.activity < min_activity.get(name, 0.0):
-                    detector.learn_one(x)  # too sparse to judge yet: learn only
+                    if learn:
+                        detector.learn_one(x)  # too sparse to judge yet: learn only
                     continue
                 line = threshold(name, key)
-                explanation = self._score_and_learn(name, detector, x, line)
+                explanation = self._score_and_learn(name, detector, x, line, learn)
                 if explanation is not None and line is not None:
                     findings.append(Finding(
                         name, state.meta, family.direction, family.is_rollup, window.start,
@@ -314,14 +321,16 @@ class Scoring:
         return findings
 
     def _score_and_learn(self, name: str, detector: Detector, x: dict[str, Any],
-                         threshold: float | None) -> Explanation | None:
-        """Score, explain if over threshold, learn; time one call in ``TIMING_SAMPLE``."""
+                         threshold: float | None, learn: bool = True) -> Explanation | None:
+        """Score, explain if over threshold, learn (unless told not to); time one call in
+        ``TIMING_SAMPLE``."""
         self._calls += 1
         timed = self.metrics is not None and self._calls % TIMING_SAMPLE == 0
         started = time.perf_counter() if timed else 0.0
         score = detector.score_one(x)
         explanation = detector.explain_one(x) if threshold is not None and score >= threshold else None
-        detector.learn_one(x)
+        if learn:
+            detector.learn_one(x)
         if timed:
             self._timers[name].observe(time.perf_counter() - started)
         return explanation

@@ -167,7 +167,7 @@ def _allowlist() -> dict[str, _Kind]:
             "settings", "metrics", "catalog", "_timers", "_prototypes", "_pristine",
             "_min_activity", "plan", "_prewarm_windows", "_activity_rate"})),
         _Kind(AlertPolicy, sample=lambda: AlertPolicy(Settings()), transient=frozenset({
-            "settings", "metrics", "clock", "_thresholds", "plan"})),
+            "settings", "metrics", "clock", "_thresholds", "plan", "feedback"})),
         _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),
         _Kind(WindowGrid, sample=WindowGrid),
         _Kind(PartitionActivity, sample=PartitionActivity),

@@ -6,8 +6,11 @@ Topics (default names, all overridable)::
     trade.alerts            4 partitions, 30 days  the output: one record per detector alert
     trade.incidents         4 partitions, 90 days  one record per incident (revision)
     trade.declarations.dlq  1 partition,  30 days  records the worker could not decode or validate
-    trade.config            1 partition,  compacted  published configs, one per consumer group (streams.retune)
+    trade.config            1 partition,  compacted  published configs, one per consumer group (streams.retune),
+                                                     and each group's newest state revert (streams.snapshots)
+    trade.feedback          1 partition,  compacted  analyst marks on alerts, one per alert id (streams.feedback)
     <group>.state-changelog 4 partitions, compacted  each partition's detector state (streams.state_store)
+    <group>.state-snapshots 1 partition,  compacted  named copies of the changelog (streams.snapshots)
 
 Keying rule
 -----------
@@ -47,6 +50,15 @@ Why these partition counts
   when it starts and follows it after (:mod:`streams.retune`); compaction keeps it
   as small as the number of groups.
 
+* ``feedback``: 1 partition, compacted, kept forever: the newest analyst mark of
+  each alert (key = the alert id, value a :class:`streams.feedback.FeedbackRecord`).
+  Every worker reads it from the start and follows it; compaction keeps one record
+  per marked alert, so a re-mark replaces the old one.
+
+* ``<consumer group>.state-snapshots``: one per consumer group, 1 partition,
+  compacted, 64 MiB records: each named snapshot's copy of every changelog
+  partition (key ``"<name>/<p>"``, :mod:`streams.snapshots`).
+
 * ``<consumer group>.state-changelog``: one per consumer group (two groups reading
   the same input keep separate state), as many partitions as the declarations
   topic: input partition ``p`` keeps its state in changelog partition ``p``
@@ -80,6 +92,9 @@ __all__ = [
     "changelog_topic",
     "changelog_spec",
     "config_spec",
+    "feedback_spec",
+    "snapshots_topic",
+    "snapshots_spec",
     "default_topic_specs",
     "incidents_spec",
     "pipeline_topic_specs",
@@ -159,6 +174,37 @@ def changelog_spec(consumer_group: str, partitions: int) -> TopicSpec:
     )
 
 
+def snapshots_topic(consumer_group: str) -> str:
+    """The named-snapshot topic of a consumer group.
+
+    >>> snapshots_topic("tradewatch-worker")
+    'tradewatch-worker.state-snapshots'
+    """
+    return f"{consumer_group}.state-snapshots"
+
+
+def snapshots_spec(consumer_group: str) -> TopicSpec:
+    """Compacted, one partition (one order of snapshots), records as large as the changelog's.
+
+    >>> snapshots_spec("g").configs()["cleanup.policy"], snapshots_spec("g").partitions
+    ('compact', 1)
+    """
+    return TopicSpec(
+        snapshots_topic(consumer_group), 1, retention_ms=-1, cleanup_policy="compact",
+        extra_config={"max.message.bytes": str(CHANGELOG_MAX_MESSAGE_BYTES),
+                      "segment.bytes": str(_CHANGELOG_SEGMENT_BYTES)},
+    )
+
+
+def feedback_spec(name: str = "trade.feedback") -> TopicSpec:
+    """The feedback topic: one partition, compacted by alert id.
+
+    >>> feedback_spec().configs()["cleanup.policy"], feedback_spec().partitions
+    ('compact', 1)
+    """
+    return TopicSpec(name, 1, retention_ms=-1, cleanup_policy="compact")
+
+
 def incidents_spec(name: str = "trade.incidents", partitions: int = 4) -> TopicSpec:
     """The incident topic: keyed by incident id, co-partitioned with the input, 90 days.
 
@@ -185,15 +231,16 @@ def default_topic_specs(
     consumer_group: str | None = None,
     incidents: str = "trade.incidents",
     config: str = "trade.config",
+    feedback: str = "trade.feedback",
 ) -> list[TopicSpec]:
     """The pipeline's topics (see the module docstring for the reasoning).
 
-    With ``consumer_group``, also that group's state changelog topic.
+    With ``consumer_group``, also that group's state changelog and snapshot topics.
 
     >>> [(s.name, s.partitions, s.retention_ms // DAY_MS) for s in default_topic_specs()]
-    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.incidents', 4, 90), ('trade.declarations.dlq', 1, 30), ('trade.config', 1, -1)]
-    >>> default_topic_specs(consumer_group="tradewatch-worker")[-1].name
-    'tradewatch-worker.state-changelog'
+    [('trade.declarations', 4, 7), ('trade.alerts', 4, 30), ('trade.incidents', 4, 90), ('trade.declarations.dlq', 1, 30), ('trade.config', 1, -1), ('trade.feedback', 1, -1)]
+    >>> [s.name for s in default_topic_specs(consumer_group="tradewatch-worker")[-2:]]
+    ['tradewatch-worker.state-changelog', 'tradewatch-worker.state-snapshots']
     """
     specs = [
         TopicSpec(declarations, partitions, retention_ms=7 * DAY_MS),
@@ -201,9 +248,10 @@ def default_topic_specs(
         incidents_spec(incidents, partitions),
         TopicSpec(dlq, 1, retention_ms=30 * DAY_MS),
         config_spec(config),
+        feedback_spec(feedback),
     ]
     if consumer_group is not None:
-        specs.append(changelog_spec(consumer_group, partitions))
+        specs += [changelog_spec(consumer_group, partitions), snapshots_spec(consumer_group)]
     return specs
 
 
@@ -212,7 +260,7 @@ def pipeline_topic_specs(topics: TopicSettings,
     """:func:`default_topic_specs` for the configured ``[topics]``."""
     return default_topic_specs(topics.declarations, topics.dlq, topics.alerts, topics.partitions,
                                consumer_group=consumer_group, incidents=topics.incidents,
-                               config=topics.config)
+                               config=topics.config, feedback=topics.feedback)
 
 
 @contextlib.contextmanager

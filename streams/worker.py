@@ -43,6 +43,7 @@ from streams.alerts import utc
 from streams.catchup import CatchUp
 from streams.config import Settings
 from streams.events import TradeAlert, TradeIncident, encode
+from streams.feedback import FeedbackTable
 from streams.metrics import PipelineMetrics
 from streams.pipeline import TIMING_SAMPLE, PartitionPipeline
 from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
@@ -132,6 +133,8 @@ class RecordHandler:
         self._handled = 0
         self._last_event_ts = 0.0
         self._last_processed_at = 0.0
+        #: Analyst marks (:mod:`streams.feedback`), shared by every partition's pipeline.
+        self.feedback = FeedbackTable()
 
     def retune(self, settings: Settings) -> None:
         """Adopt ``settings`` (already checked by :func:`streams.retune.check_live`).
@@ -167,6 +170,7 @@ class RecordHandler:
         if pipeline is None:
             pipeline = self.pipelines[partition] = PartitionPipeline(
                 self.settings, self.metrics, clock=self.clock, partition=partition)
+            pipeline.feedback = self.feedback
         return pipeline
 
     def handle(
@@ -266,6 +270,7 @@ class RecordHandler:
         and quiet for the idle timeout in this process.
         """
         pipeline.clock = self.clock
+        pipeline.feedback = self.feedback
         self.pipelines[partition] = pipeline
         self._positions[(topic, partition)] = next_offset
         self._catch_up.restart((topic, partition), self.clock())

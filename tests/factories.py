@@ -104,3 +104,35 @@ def rollup_stream(days: int = 70, surge_day: int = 50, factor: float = 6.0,
                     statistical_value_eur=round(value, 2), net_mass_kg=round(value / 2000, 3),
                 )))
     return out
+
+
+def one_day_spikes_stream(days: int = 66, spikes: tuple[tuple[str, int], ...] = (
+        ("85423190", 45), ("85423190", 60)), factor: float = 12.0,
+        seed: int = 3) -> list[bytes]:
+    """:func:`spike_stream`'s two lanes, each jumping ``factor``x for single days only.
+
+    ``spikes`` are (hs code, day) pairs: by default DE->KG chips spike on days 45 and
+    60, so under the shipped config the lane and its three rollups (tier, all origins)
+    raise a spike alert each time: one series alerts again after its first alert,
+    others alert beside it (what analyst feedback is tested on).
+    """
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    n = 0
+    for day in range(days):
+        for hs, origin, dest, base in (("85423190", "DE", "KG", 20_000.0),
+                                       ("09011100", "FR", "KZ", 30_000.0)):
+            per_day = 3 + rng.randint(0, 2)
+            boost = factor if (hs, day) in spikes else 1.0
+            for i in range(per_day):
+                n += 1
+                value = base * boost * math.exp(rng.gauss(0, 0.25)) / 4
+                out.append(encode(declaration(
+                    declaration_id=f"D{n:07d}", hs_code=hs, exporter_country=origin,
+                    destination_country=dest, consignee_country=dest,
+                    exporter_id=f"{origin}{rng.randint(1, 20):04d}",
+                    consignee_id=f"{dest}{rng.randint(1, 20):04d}",
+                    declared_at=START + dt.timedelta(days=day, hours=8 + i),
+                    statistical_value_eur=round(value, 2), net_mass_kg=round(value / 2000, 3),
+                )))
+    return out

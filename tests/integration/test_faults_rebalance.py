@@ -83,4 +83,5 @@ def test_partitions_that_move_between_machines_resume_from_the_changelog(
     finally:
         for w in workers.values():
             w.stop(10)
-        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config])
+        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config,
+                                        t.feedback])

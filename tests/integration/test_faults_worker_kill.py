@@ -91,4 +91,5 @@ def test_a_worker_killed_at_any_point_of_a_batch_and_restarted_loses_nothing(
     finally:
         for w in workers:
             w.stop(10)
-        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config])
+        delete_topics(kafka_bootstrap, [t.declarations, t.dlq, t.alerts, t.incidents, t.config,
+                                        t.feedback])

@@ -35,19 +35,20 @@ def test_ensure_topics_creates_with_partitions_and_config(
     p = unique_topic_prefix
     specs = default_topic_specs(
         declarations=p + "declarations", dlq=p + "declarations.dlq", alerts=p + "alerts",
-        incidents=p + "incidents", config=p + "config",
+        incidents=p + "incidents", config=p + "config", feedback=p + "feedback",
     )
     created = ensure_topics(kafka_bootstrap, specs)
     assert sorted(created) == sorted(s.name for s in specs)
 
     partitions, configs = _describe(kafka_bootstrap, [s.name for s in specs])
     assert partitions == {p + "declarations": 4, p + "alerts": 4, p + "incidents": 4,
-                          p + "declarations.dlq": 1, p + "config": 1}
+                          p + "declarations.dlq": 1, p + "config": 1, p + "feedback": 1}
     assert configs[p + "declarations"]["retention.ms"]["value"] == str(7 * DAY_MS)
     assert configs[p + "alerts"]["retention.ms"]["value"] == str(30 * DAY_MS)
     assert configs[p + "incidents"]["retention.ms"]["value"] == str(90 * DAY_MS)
     assert configs[p + "declarations.dlq"]["retention.ms"]["value"] == str(30 * DAY_MS)
     assert configs[p + "config"]["cleanup.policy"]["value"] == "compact"
+    assert configs[p + "feedback"]["cleanup.policy"]["value"] == "compact"
 
     assert ensure_topics(kafka_bootstrap, specs) == [], "second call must create nothing"
 
