@@ -5,7 +5,7 @@
 baseline and the candidate config over the same declarations, each through the
 worker's own record handler (:func:`streams.offline.run_offline`), and lists the
 alerts and incidents the candidate **adds**, **removes** and **re-grades** (same
-alert, other severity), ranked by ``surprise``. On labelled data (a scenario set,
+alert, other severity; :mod:`evaluation.alert_diff`), ranked by ``surprise``. On labelled data (a scenario set,
 or the real background with its injected scenarios) it adds the scorecard of both
 runs and the difference (:func:`evaluation.scorecard.score`).
 
@@ -48,9 +48,9 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from detectors.calibration import SEVERITY_LEVELS
+from evaluation.alert_diff import Diff, T, diff_alerts, diff_incidents
 from evaluation.scorecard import RecordsWithTruth, Scorecard, score
 from streams.config import Settings
 from streams.events import TradeAlert, TradeIncident
@@ -71,7 +71,6 @@ __all__ = [
     "scenario_set_input",
 ]
 
-T = TypeVar("T", TradeAlert, TradeIncident)
 
 #: The scorecard figures compared (the delta is candidate minus baseline).
 SCORECARD_FIGURES = (
@@ -87,85 +86,6 @@ MATCH = (
     "in it; incidents by incident_id = hash(window start, destination, goods family), highest "
     "revision"
 )
-_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
-
-
-# --------------------------------------------------------------------------------------
-# The diff: pure
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Diff(Generic[T]):
-    """What the candidate run changes against the baseline run, by stable identity."""
-
-    added: list[T]
-    removed: list[T]
-    #: (baseline's, candidate's) for the same identity with another severity
-    severity_changed: list[tuple[T, T]]
-    unchanged: int
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.severity_changed)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "added": len(self.added),
-            "removed": len(self.removed),
-            "severity_changed": len(self.severity_changed),
-            "unchanged": self.unchanged,
-        }
-
-
-def _by_identity(items: Iterable[T], identity: Callable[[T], str]) -> dict[str, T]:
-    """One item per identity; a repeated identity keeps its most severe item (then the
-    highest surprise): a run never publishes two alerts with one id, but a file might."""
-    out: dict[str, T] = {}
-    for item in items:
-        key = identity(item)
-        known = out.get(key)
-        if known is None or (_RANK[item.severity], item.surprise) > (
-            _RANK[known.severity],
-            known.surprise,
-        ):
-            out[key] = item
-    return out
-
-
-def _diff(before: Iterable[T], after: Iterable[T], identity: Callable[[T], str]) -> Diff[T]:
-    old = _by_identity(before, identity)
-    new = _by_identity(after, identity)
-
-    def ranked(items: Iterable[T]) -> list[T]:
-        return sorted(items, key=lambda x: (-x.surprise, identity(x)))
-
-    changed = [(old[k], new[k]) for k in old.keys() & new.keys() if old[k].severity != new[k].severity]
-    changed.sort(key=lambda pair: (-pair[1].surprise, identity(pair[1])))
-    return Diff(
-        added=ranked(new[k] for k in new.keys() - old.keys()),
-        removed=ranked(old[k] for k in old.keys() - new.keys()),
-        severity_changed=changed,
-        unchanged=len(old.keys() & new.keys()) - len(changed),
-    )
-
-
-def diff_alerts(before: Iterable[TradeAlert], after: Iterable[TradeAlert]) -> Diff[TradeAlert]:
-    """Alerts only the candidate raises, only the baseline raises, and both at other
-    severities; each list ranked by ``surprise``, largest first.
-
-    >>> diff_alerts([], []).empty
-    True
-    """
-    return _diff(before, after, lambda a: a.alert_id)
-
-
-def diff_incidents(
-    before: Iterable[TradeIncident], after: Iterable[TradeIncident]
-) -> Diff[TradeIncident]:
-    """The same over incidents (give each run's highest revisions; a lower revision of
-    the same incident would otherwise stand in for it)."""
-    return _diff(before, after, lambda i: i.incident_id)
 
 
 # --------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
