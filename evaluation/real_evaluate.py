@@ -34,9 +34,8 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,12 @@ __all__ = [
     "ranking_figure",
     "real_report",
     "run_real",
+    "real_input",
+    "real_run_from_args",
+    "with_scope",
+    "RealInput",
+    "RealRun",
+    "parse_months",
     "add_real_arguments",
     "main_real",
 ]
@@ -202,43 +207,68 @@ def _group(alerts: Iterable[TradeAlert], key: Any) -> dict[str, Counter[str]]:
 
 @dataclasses.dataclass
 class RealRun:
-    """What ``--background real`` runs: data, period, expansion and scenarios."""
+    """What ``--background real`` runs: data, period, expansion and scenarios.
+
+    ``progress``: a progress line on standard error when it is a terminal
+    (:mod:`streams.progress`; silent in pipes either way).
+    """
 
     realdata: str | None = None
     months: tuple[str, str] | None = None
     scale: float = 1.0
     seed: int = 20200101
     scenarios: bool = True
-    progress: bool = False
+    progress: bool = True
 
 
-def _progress(records: Iterator[bytes], total: int, enabled: bool) -> Iterator[bytes]:
-    if not (enabled and sys.stderr.isatty()):
-        return records
-    from tqdm import tqdm
+@dataclasses.dataclass
+class RealInput:
+    """The real background of one :class:`RealRun`, ready to be streamed (again).
 
-    return iter(tqdm(records, total=total, unit="decl", mininterval=1.0, file=sys.stderr))
+    ``open()`` starts a fresh pass over the same declarations (the expansion is
+    seeded, so every pass yields the same records); ``expected`` is their number
+    without the injected scenarios (an estimate when scenarios are injected).
+    """
+
+    run: RealRun
+    table: Any  # evaluation.realdata.ComextTable
+    config: ExpansionConfig
+    expected: int
+
+    def open(self, label: str = "real") -> tuple[RecordsWithTruth, RealStream]:
+        from streams.progress import progress
+
+        if self.run.scenarios:
+            injected = inject(self.table, default_real_scenarios(), self.config)
+            stream: RealStream = injected.stream
+            records, truths = injected.records(), injected.truths
+        else:
+            stream = RealStream(self.table, self.config)
+            records, truths = stream.records(), []
+        if self.run.progress:
+            records = progress(records, label, self.expected, estimated=self.run.scenarios)
+        labelled = RecordsWithTruth(
+            "real" if self.run.scenarios else "real-no-scenarios",
+            records,
+            truths,
+            start_ts=stream.start_ts,
+            end_ts=stream.end_ts,
+        )
+        return labelled, stream
+
+
+def real_input(run: RealRun) -> RealInput:
+    """Load the real background table once (the slow part) for one or more passes."""
+    table = load_comext(run.realdata, run.months)
+    config = ExpansionConfig(seed=run.seed, scale=run.scale)
+    return RealInput(run, table, config, sum(summarize_counts(table, config).values()))
 
 
 def run_real(run: RealRun, settings: Settings) -> tuple[Scorecard, dict[str, Any]]:
     """Build the stream, run it offline through the pipeline, score and report."""
-    table = load_comext(run.realdata, run.months)
-    config = ExpansionConfig(seed=run.seed, scale=run.scale)
-    if run.scenarios:
-        injected = inject(table, default_real_scenarios(), config)
-        stream: RealStream = injected.stream
-        records, truths = injected.records(), injected.truths
-    else:
-        stream = RealStream(table, config)
-        records, truths = stream.records(), []
-    expected = sum(summarize_counts(table, config).values())
-    labelled = RecordsWithTruth(
-        "real" if run.scenarios else "real-no-scenarios",
-        _progress(records, expected, run.progress),
-        truths,
-        start_ts=stream.start_ts,
-        end_ts=stream.end_ts,
-    )
+    source = real_input(run)
+    table, config = source.table, source.config
+    labelled, stream = source.open("evaluate real")
     card = evaluate(labelled, settings, mode="offline")
     report = real_report(card, table.months, dict(stream.count_by_month))
     report["expansion"] = {
@@ -267,10 +297,9 @@ def add_real_arguments(p: argparse.ArgumentParser) -> None:
                    help="real background CSV (default $TRADEWATCH_REALDATA or ../shared/realdata)")
     p.add_argument("--scope", choices=("all", "chpl"), default="all",
                    help="real background: alerts.scope to run with (default all)")
-    p.add_argument("--progress", action="store_true", help="progress bar (on a terminal)")
 
 
-def _parse_months(text: str | None) -> tuple[str, str] | None:
+def parse_months(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None
     first, _, last = text.partition(":")
@@ -282,19 +311,29 @@ def _parse_months(text: str | None) -> tuple[str, str] | None:
     return first, last
 
 
-def main_real(args: argparse.Namespace, settings: Settings) -> int:
-    """The ``--background real`` branch of ``tradewatch evaluate``."""
-    settings = msgspec.structs.replace(
-        settings, alerts=msgspec.structs.replace(settings.alerts, scope=args.scope)
+def with_scope(settings: Settings, scope: str) -> Settings:
+    """The settings with ``alerts.scope`` replaced (the real background has no CHPL
+    goods of its own, so it runs with scope ``all`` unless told otherwise)."""
+    return msgspec.structs.replace(
+        settings, alerts=msgspec.structs.replace(settings.alerts, scope=scope)
     )
-    run = RealRun(
+
+
+def real_run_from_args(args: argparse.Namespace) -> RealRun:
+    """The :class:`RealRun` the :func:`add_real_arguments` flags describe."""
+    return RealRun(
         realdata=args.realdata,
-        months=_parse_months(args.months),
+        months=parse_months(args.months),
         scale=args.scale,
         seed=args.seed if args.seed is not None else 20200101,
         scenarios=not args.no_scenarios,
-        progress=args.progress,
     )
+
+
+def main_real(args: argparse.Namespace, settings: Settings) -> int:
+    """The ``--background real`` branch of ``tradewatch evaluate``."""
+    settings = with_scope(settings, args.scope)
+    run = real_run_from_args(args)
     card, report = run_real(run, settings)
     print(format_real(report))
     if args.json_path:

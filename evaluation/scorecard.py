@@ -78,6 +78,8 @@ __all__ = [
     "evaluate",
     "score",
     "labelled_stream",
+    "nominal_size",
+    "scenario_set",
     "write_png",
     "format_table",
     "main",
@@ -126,17 +128,28 @@ class RecordsWithTruth:
     end_ts: float | None = None
 
 
-def labelled_stream(
-    set_name: str = "small", seed: int | None = None, partitions: int = 4
-) -> RecordsWithTruth:
-    """Generate the ``small`` or ``full`` scenario set as :class:`RecordsWithTruth`."""
+def scenario_set(set_name: str = "small", seed: int | None = None, partitions: int = 4) -> Any:
+    """The ``small`` or ``full`` :class:`~evaluation.synth.scenarios.ScenarioSet`."""
     from evaluation.synth.scenarios import default_scenario_set, small_scenario_set
 
     factory = {"small": small_scenario_set, "full": default_scenario_set}[set_name]
     kwargs: dict[str, Any] = {"partitions": partitions}
     if seed is not None:
         kwargs["seed"] = seed
-    sset = factory(**kwargs)
+    return factory(**kwargs)
+
+
+def nominal_size(sset: Any) -> int:
+    """A scenario set's nominal number of declarations (days x mean daily volume): an
+    estimate, for progress lines only (weekdays, seasons and scenarios move it a little)."""
+    return round(sset.config.days * sset.config.daily_declarations)
+
+
+def labelled_stream(
+    set_name: str = "small", seed: int | None = None, partitions: int = 4
+) -> RecordsWithTruth:
+    """Generate the ``small`` or ``full`` scenario set as :class:`RecordsWithTruth`."""
+    sset = scenario_set(set_name, seed, partitions)
     stream = sset.stream()
     return RecordsWithTruth(
         set_name,
@@ -718,7 +731,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(args.config)
     if args.background == "real":
         return main_real(args, settings)
+    from streams.progress import progress
+
+    sset = scenario_set(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
     labelled = labelled_stream(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
+    labelled.records = progress(labelled.records, f"evaluate {args.set_name}",
+                                nominal_size(sset), estimated=True)
     card = evaluate(labelled, settings, mode=args.mode)
     if args.feedback or args.write_feedback:
         card = _with_feedback(args, settings, card)

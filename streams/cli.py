@@ -10,6 +10,7 @@
 ``tradewatch incidents tail``          print incidents, one line each (same flags)
 ``tradewatch replay FILE``             run the detectors over a file, no Kafka
 ``tradewatch evaluate``                scorecard over labelled scenarios
+``tradewatch backtest``                two configs over the same records: alerts added/removed
 ``tradewatch config check [FILE]``     validate a config and print the effective values
 ``tradewatch config publish FILE``     validate a config and publish it: workers retune live
 ``tradewatch alerts mark ID --false-positive|--confirmed``  analyst feedback, followed by workers
@@ -37,6 +38,8 @@ from streams.redact import mask_credentials
 
 __all__ = ["main"]
 
+#: Commands that parse their own arguments (tools outside the runtime, imported lazily).
+PASS_ON = ("evaluate", "backtest")
 #: How long a command waits for the cluster before it gives up with one line.
 CHECK_TIMEOUT_S = 10.0
 
@@ -193,8 +196,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.produce import read_records
     from streams.tail import format_alert, format_incident
 
+    from streams.produce import count_records
+    from streams.progress import progress
+
     settings = _settings(args)
-    result = run_offline(read_records(Path(args.file)), settings)
+    path = Path(args.file)
+    result = run_offline(progress(read_records(path), "replay", count_records(path)), settings)
     for alert in result.alerts:
         print(msgspec.json.encode(alert).decode() if args.json else format_alert(alert))
     incidents = result.latest_incidents()
@@ -213,6 +220,12 @@ def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
     from evaluation.scorecard import main as evaluate_main
 
     return evaluate_main(rest)
+
+
+def cmd_backtest(args: argparse.Namespace, rest: list[str]) -> int:
+    from evaluation.backtest import main as backtest_main
+
+    return backtest_main(rest)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -291,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="scorecard over labelled scenarios", add_help=False)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("backtest", help="two configs over the same records: what changes",
+                       add_help=False)
+    p.set_defaults(func=cmd_backtest)
+
     from streams.analyst_cli import add_explain_parser, add_state_parser
 
     add_state_parser(sub)
@@ -303,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_config)
     for subparser in sub.choices.values():
-        if subparser.add_help:  # `evaluate` passes its arguments on, --config included
+        if subparser.add_help:  # `evaluate`, `backtest` pass their arguments on, --config too
             subparser.add_argument("--config", default=argparse.SUPPRESS,
                                    help="config file (also accepted before the command)")
     return parser
@@ -314,11 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "evaluate":
+    if rest and args.command not in PASS_ON:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        if args.command == "evaluate":
-            return cmd_evaluate(args, ["--config", args.config, *rest])
+        if args.command in PASS_ON:
+            return int(args.func(args, ["--config", args.config, *rest]))
         if args.command == "produce" and not (args.file or args.generate):
             parser.error("produce needs a FILE or --generate")
         return int(args.func(args))

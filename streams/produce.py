@@ -20,7 +20,7 @@ from streams.config import KafkaSettings
 from streams.kafka_clients import as_kafka, kafka_python_kwargs
 from streams.keys import record_key
 
-__all__ = ["read_records", "produce_records", "make_producer"]
+__all__ = ["count_records", "read_records", "produce_records", "make_producer"]
 
 _NUMERIC = {"net_mass_kg", "statistical_value_eur", "supplementary_quantity"}
 
@@ -42,6 +42,17 @@ def read_records(path: Path) -> Iterator[bytes]:
             line = line.rstrip(b"\r\n")
             if line:
                 yield line
+
+
+def count_records(path: Path) -> int:
+    """How many records :func:`read_records` yields from ``path``, for progress lines.
+
+    JSONL: the non-empty lines (exact). CSV: the non-empty lines after the header
+    (exact unless a quoted field spans lines).
+    """
+    with path.open("rb") as fh:
+        lines = sum(1 for line in fh if line.rstrip(b"\r\n"))
+    return max(lines - 1, 0) if path.suffix == ".csv" else lines
 
 
 def _csv_row_to_json(row: dict[str, str]) -> bytes:

@@ -93,3 +93,34 @@ enabled = false
     assert settings.threshold_for("spike", "hs6:DE>KG:854231") == 0.7
     assert settings.threshold_for("spike", "hs6:DE>KZ:854231") == 0.9
     assert settings.threshold_for("spike", "tier:DE>KG:T1") is None
+
+
+EXAMPLES = Path(DEFAULT_CONFIG_PATH).parent / "examples"
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_every_example_config_passes_config_check(
+    example: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main
+
+    assert main(["config", "check", str(EXAMPLES / example)]) == 0
+    assert f"OK: {EXAMPLES / example}" in capsys.readouterr().err
+
+
+def test_the_strict_example_only_ever_raises_the_bar() -> None:
+    """deploy/examples/strict.toml is the backtest's second config: same windows, series and
+    detectors as the shipped one, and every alerting rule at least as strict."""
+    from detectors.calibration import SEVERITY_LEVELS
+
+    shipped = load_settings(DEFAULT_CONFIG_PATH, env={})
+    strict = load_settings(EXAMPLES / "strict.toml", env={})
+    assert strict.windows.grid() == shipped.windows.grid()
+    assert strict.series == shipped.series
+    assert set(strict.detectors) == set(shipped.detectors)
+    for name, spec in strict.detectors.items():
+        assert spec.kind == shipped.detectors[name].kind
+        assert spec.threshold > shipped.detectors[name].threshold, name
+    assert strict.alerts.min_declarations > shipped.alerts.min_declarations
+    rank = SEVERITY_LEVELS.index
+    assert rank(strict.alerts.min_severity) > rank(shipped.alerts.min_severity)
