@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from river.base import AnomalyDetector, Base
@@ -41,6 +42,18 @@ class Detector(AnomalyDetector):
     @abc.abstractmethod
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         """Explain the score ``score_one(x)`` would give, without learning."""
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """Learn windows without data, at window starts ``times`` (oldest first), unscored.
+
+        What ``learn_one({"value": 0.0, "t": t})`` for each ``t`` would learn: a series
+        detector's state after a quiet spell. The pipeline calls it when a quiet series
+        has data again, instead of touching every quiet series at every window close.
+        This fallback learns them one by one; a detector whose update has a closed form
+        overrides it with one step that leaves the same state up to float rounding.
+        """
+        for t in times:
+            self.learn_one({"value": 0.0, "t": t})
 
     def state_bytes(self) -> int:
         """Approximate size of the learned state, for the memory budget (pickle size)."""

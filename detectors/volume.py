@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
@@ -281,6 +282,56 @@ class VolumeSurgeDetector(Detector):
                 if norm > 0:
                     self._dow = [d / norm for d in self._dow]
         self._n += 1
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """Learn empty windows at ``times`` in one step (surge detectors past their warm-up).
+
+        An empty window is never winsorised upwards and deseasons to 0, so the mean
+        and the variance decay in closed form: after ``m`` windows with ``q = 1 - rate``,
+        ``mean' = q^m mean`` and ``var' = q^m (var + mean^2 (1 - q^m))``; the activity
+        share decays by ``q^m``, the weekday profile shrinks each weekday's factor by
+        ``(1 - rate/2)`` per empty window on it and is normalised once. Warm-up windows
+        (rates ``1/(n+1)``), detectors that watch drops (their floor winsorises zeros)
+        and short spans are learned one by one, as ``learn_one`` would.
+        """
+        i = 0
+        m = len(times)
+        while i < m and (self._n < self.warmup or self.direction != "up" or self.span <= 2):
+            self.learn_one({"value": 0.0, "t": times[i]})
+            i += 1
+        if i == m:
+            return
+        rest = times[i:] if i else times
+        k = len(rest)
+        if self.persistence:
+            self._z_prev = 0.0  # an empty window is never above its mean
+            self._recent = [*self._recent, *([0.0] * min(k, self.span - 1))][-(self.span - 1):]
+        q = 1.0 - self.rate
+        qk = q ** k
+        self._active *= qk
+        mean = self._mean
+        self._var = qk * (self._var + mean * mean * (1.0 - qk))
+        self._mean = mean * qk
+        # sampling interval and the weekday profile, window by window (cheap: no model)
+        shrink = 1.0 - self.rate / 2
+        hits = [0] * 7
+        profiled = False
+        t_prev, interval = self._t_prev, self._interval
+        for t in rest:
+            if t_prev is not None and t > t_prev:
+                gap = t - t_prev
+                interval = gap if interval <= 0 else min(interval, gap)
+            t_prev = t
+            if self.weekday and interval <= _SUB_WEEKLY and mean > 0:
+                hits[int(t // _DAY + 3) % 7] += 1
+                profiled = True
+        self._t_prev, self._interval = t_prev, interval
+        if profiled:
+            dow = [d * shrink ** h for d, h in zip(self._dow, hits, strict=True)]
+            norm = sum(dow) / 7
+            if norm > 0:
+                self._dow = [d / norm for d in dow]
+        self._n += k
 
     def score_one(self, x: dict[str, Any]) -> float:
         return z_to_score(max(self._sides(x)))

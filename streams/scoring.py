@@ -14,12 +14,26 @@ What runs where:
   the novelty detector (one for the partition);
 * per closed window and series: the spike, volume and change-point detectors on
   the series' statistical value (zero when the series had no declaration);
+  see "Quiet series" below for when a zero is learned;
 * per closed window and (transit country, HS6): the pass-through detector on the
   inflow into the hub and the outflow from it to Russia/Belarus.
 
 **Direction.** A family's ``direction`` (``[[series]]``) reaches the detectors that
 judge one side only (:data:`ONE_SIDED_KINDS`, as their ``direction`` parameter);
 two-sided detectors score both ways and the alert policy keeps the side asked for.
+
+**Quiet series.** Closing a window costs the series that had data in it, not every
+series ever seen: a series without a declaration in a closed window is not touched.
+When it has data again, the empty windows it missed are learned first, in one step
+(:meth:`detectors.base.Detector.learn_empty`, in closed form where a detector's
+update allows it) and its activity share decays in closed form. This skips only the
+*scoring* of empty windows, and that is safe where no finding of an empty window can
+become an alert: in a family with ``direction = "up"`` the alert policy turns down a
+finding below expectation (``other_direction``) and one above it with fewer than
+``alerts.min_declarations`` declarations (``too_few_declarations``; an empty window
+has none). Families watching drops (``"down"``, ``"both"``), and every family when
+``min_declarations = 0``, keep being scored every window (:attr:`Scoring.lazy_close`
+turns the whole behaviour off: the eager reference the tests compare against).
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -41,7 +55,7 @@ from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import AlertSeries, TradeDeclaration
 from streams.metrics import PipelineMetrics
-from streams.series import SeriesCatalog, series_meta
+from streams.series import SeriesCatalog, SeriesFamily, series_meta
 
 __all__ = ["DETECTOR_ROLES", "ONE_SIDED_KINDS", "Finding", "Scoring", "TIMING_SAMPLE"]
 
@@ -106,6 +120,11 @@ class _SeriesState:
     activity: float = 0.0
     #: The configured family (``[[series]]`` name); "passthrough" for hub pairs.
     family: str = ""
+    #: Scored windows of the partition this series has learned (``Scoring._windows_seen``
+    #: when it was last brought up to date): the ones after it are its missed empty windows.
+    learned: int = 0
+    #: Creation order in the partition: findings keep the order of a scan of every series.
+    seq: int = 0
 
 
 class Scoring:
@@ -115,6 +134,11 @@ class Scoring:
     configuration and process (transient for the state codec); the detectors'
     learned state and the series table are what a checkpoint keeps.
     """
+
+    #: Leave series without data in a closed window untouched until they have data again
+    #: (module docstring, "Quiet series"). False scores every series every window: the
+    #: reference behaviour, for tests and ``bench.scale`` (set it on the class).
+    lazy_close: bool = True
 
     def __init__(self, settings: Settings, metrics: PipelineMetrics | None = None,
                  catalog: SeriesCatalog | None = None) -> None:
@@ -131,6 +155,12 @@ class Scoring:
         self._calls = 0
         #: Windows with declarations this partition has closed (gaps excluded).
         self._windows_seen = 0
+        #: Starts of the most recent scored windows, oldest first: the last one is scored
+        #: window number ``_windows_seen - 1``. Kept back to the idle-series horizon, which
+        #: covers the empty windows any live series may still have to learn.
+        self._scored: list[float] = []
+        #: Series created so far (their ``seq``).
+        self._created = 0
         #: Detector name -> signature of the spec (kind, parameters) its state was
         #: learned under: part of the state, so a restore or a retune keeps exactly
         #: the detectors whose signature is unchanged (:meth:`reconfigure`).
@@ -199,6 +229,13 @@ class Scoring:
         self._activity_rate = 1.0 / max(3, grid.windows_in(ACTIVITY_MEMORY))
         self._timers = {n: metrics.detector_processing.labels(detector=n)
                         for n in settings.detectors} if metrics else {}
+        families = self.catalog.families
+        if not self.lazy_close or settings.alerts.min_declarations < 1:
+            self._eager_families = frozenset(f.name for f in families)
+        else:  # an empty window's findings can be published: see "Quiet series" above
+            self._eager_families = frozenset(f.name for f in families if f.direction != "up")
+        #: Keys of the series scored every window (derived from the table when needed).
+        self._eager_keys: dict[str, None] | None = None
 
     def _fresh(self, name: str, direction: str = "up") -> Detector:
         """A new, untrained detector configured as ``name`` (for a family of ``direction``)."""
@@ -250,50 +287,89 @@ class Scoring:
 
     def score_series(self, window: ClosedWindow, threshold: ThresholdOf,
                      unlearned: frozenset[str] = frozenset()) -> list[Finding]:
-        """Score and learn every series' window total (zero for series without declarations).
+        """Score and learn the window total of every series that had data in ``window``.
 
+        Series without data are scored too (on zero) in the families that watch drops;
+        the others learn their empty windows when they next have data (module docstring).
         The series in ``unlearned`` (confirmed anomalies, :mod:`streams.feedback`) are
         scored but their detectors do not learn this window's value.
         """
+        index = self._windows_seen
+        self._scored.append(window.start)
+        new = [key for key in window.aggregates if key not in self._series]
+        for key in new:
+            self._create(key, window.start, index)
+        if self._eager_keys is None:
+            self._eager_keys = {k: None for k, s in self._series.items()
+                                if s.family in self._eager_families}
+        if len(self._eager_keys) == len(self._series):
+            touched: Iterable[tuple[str, _SeriesState]] = self._series.items()
+        else:
+            keys = set(window.aggregates).union(self._eager_keys)
+            touched = sorted(((k, self._series[k]) for k in keys), key=lambda item: item[1].seq)
+        findings: list[Finding] = []
+        empty = SeriesAggregate()
+        families = {f.name: f for f in self.catalog.families}
+        for key, state in touched:
+            if state.learned < index:
+                self._catch_up(state, index)
+            agg = window.aggregates.get(key, empty)
+            self._score_window(key, state, agg, window.start, families[state.family],
+                               threshold, findings, learn=key not in unlearned)
+            state.learned = index + 1
+        self._windows_seen = index + 1
+        return findings
+
+    def _create(self, key: str, start: float, index: int) -> None:
+        """A new series at its first window with data, pre-warmed with the partition's history."""
         grid = self.plan.grid
         history = min(self._windows_seen, self._prewarm_windows)
-        for key in window.aggregates:
-            if key not in self._series:
-                family = self.catalog.family_of(key)
-                detectors = {n: self._fresh(n, family.direction) for n in self._prototypes["series"]}
-                # the partition was live and this series had no declaration: its
-                # history is zeros, and a new route shipping every day is news
-                for i in range(history, 0, -1):
-                    zero = {"value": 0.0, "t": grid.shift(window.start, -i)}
-                    for detector in detectors.values():
-                        detector.learn_one(zero)
-                self._series[key] = _SeriesState(series_meta(key), detectors, window.start,
-                                                  family=family.name)
-        findings = []
-        empty = SeriesAggregate()
+        family = self.catalog.family_of(key)
+        detectors = {n: self._fresh(n, family.direction) for n in self._prototypes["series"]}
+        # the partition was live and this series had no declaration: its
+        # history is zeros, and a new route shipping every day is news
+        for i in range(history, 0, -1):
+            zero = {"value": 0.0, "t": grid.shift(start, -i)}
+            for detector in detectors.values():
+                detector.learn_one(zero)
+        self._series[key] = _SeriesState(series_meta(key), detectors, start, family=family.name,
+                                         learned=index, seq=self._created)
+        self._created += 1
+        if self._eager_keys is not None and family.name in self._eager_families:
+            self._eager_keys[key] = None
+
+    def _catch_up(self, state: _SeriesState, index: int) -> None:
+        """Learn the empty windows ``state`` missed, scored windows ``state.learned .. index - 1``."""
+        base = self._windows_seen - len(self._scored) + 1  # _scored already holds this window
+        if state.learned < base:
+            raise RuntimeError(  # the trim in evict() keeps every window a live series needs
+                f"series {state.meta.key} missed windows no longer kept ({state.learned} < {base})")
+        missed = self._scored[state.learned - base:index - base]
+        for detector in state.detectors.values():
+            detector.learn_empty(missed)
+        state.activity *= (1.0 - self._activity_rate) ** len(missed)
+        state.learned = index
+
+    def _score_window(self, key: str, state: _SeriesState, agg: SeriesAggregate, start: float,
+                      family: SeriesFamily, threshold: ThresholdOf, findings: list[Finding], *,
+                      learn: bool = True) -> None:
+        """Score then learn one series' window total; findings over threshold go to ``findings``."""
+        if agg.count:
+            state.last_window = start
+        x = {"value": agg.value_eur, "t": start}
         min_activity = self._min_activity
-        families = {f.name: f for f in self.catalog.families}
-        for key, state in self._series.items():
-            agg = window.aggregates.get(key, empty)
-            if agg.count:
-                state.last_window = window.start
-            x = {"value": agg.value_eur, "t": window.start}
-            family = families[state.family]
-            learn = key not in unlearned
-            for name, detector in state.detectors.items():
-                if state.activity < min_activity.get(name, 0.0):
-                    if learn:
-                        detector.learn_one(x)  # too sparse to judge yet: learn only
-                    continue
-                line = threshold(name, key)
-                explanation = self._score_and_learn(name, detector, x, line, learn)
-                if explanation is not None and line is not None:
-                    findings.append(Finding(
-                        name, state.meta, family.direction, family.is_rollup, window.start,
-                        explanation, line, "EUR", count=agg.count, ids=agg.top_declarations()))
-            state.activity += self._activity_rate * ((1.0 if agg.count else 0.0) - state.activity)
-        self._windows_seen += 1
-        return findings
+        for name, detector in state.detectors.items():
+            if state.activity < min_activity.get(name, 0.0):
+                if learn:
+                    detector.learn_one(x)  # too sparse to judge yet: learn only
+                continue
+            line = threshold(name, key)
+            explanation = self._score_and_learn(name, detector, x, line, learn)
+            if explanation is not None and line is not None:
+                findings.append(Finding(
+                    name, state.meta, family.direction, family.is_rollup, start,
+                    explanation, line, "EUR", count=agg.count, ids=agg.top_declarations()))
+        state.activity += self._activity_rate * ((1.0 if agg.count else 0.0) - state.activity)
 
     def score_passthrough(self, window: ClosedWindow, flows: dict[str, list[float]],
                           threshold: ThresholdOf) -> list[Finding]:
@@ -346,6 +422,17 @@ class Scoring:
             for k in stale:
                 del table[k]
             evicted += stale
+        if self._eager_keys is not None:
+            for k in evicted:
+                self._eager_keys.pop(k, None)
+        # a live series had data at or after the horizon and learned every window up to
+        # it: the empty windows it may still have to learn all start after the horizon
+        scored = self._scored
+        drop = 0
+        while drop < len(scored) and scored[drop] < horizon:
+            drop += 1
+        if drop:
+            del scored[:drop]
         return evicted
 
     def series_counts(self) -> dict[str, int]:

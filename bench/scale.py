@@ -1,0 +1,170 @@
+"""Scaling: what closing one daily window costs with many live series, eager and lazy.
+
+``python -m bench.scale [--series 10000 100000] [--large] [--json]`` builds, per row, one
+partition's :class:`~streams.scoring.Scoring` with N live series (hs6 lanes, every
+detector of the shipped config, each series past its warm-up), then closes daily
+windows in which 1 % of the series have data. Per row (JSON with ``--json``):
+
+* ``series``; ``close_seconds``: median time to close one window (lazy, the runtime's);
+* ``eager_close_seconds`` and ``eager_over_lazy``: the same windows closed the old way
+  (every series scored and learned), measured in the same run on a copy of the state;
+* ``records_per_s``: series windows with data closed per second (1 % of N per window);
+* ``rss_bytes`` (the process, after building the row) and ``state_bytes_per_series``
+  (detector state pickled, from a sample of series, as ``tradewatch_state_bytes``).
+
+``--large`` adds the 1M row (several minutes to build on a small machine). ``--replay
+A:B`` instead replays the real background of those months (``evaluation.realdata``)
+with daily and 30-day windows, eager and lazy, and reports records/s of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+from detectors.windows import ClosedWindow, SeriesAggregate
+from streams.config import DEFAULT_CONFIG_PATH, Settings, load_settings
+from streams.scoring import Scoring
+
+DAY = 86_400.0
+#: Share of the live series with data in a closed window.
+ACTIVE_SHARE = 0.01
+#: Windows every series learns before the measured closes (past every warm-up: 30).
+WARM_WINDOWS = 32
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def _keys(n: int) -> list[str]:
+    return [f"hs6:{chr(65 + i % 26)}{chr(65 + i // 26 % 26)}>RU:{100000 + i // 676:06d}" for i in range(n)]
+
+
+def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
+    """N warmed-up series: each learns ``WARM_WINDOWS`` windows, then the partition's clock moves on."""
+    scoring = Scoring(settings)
+    start = 1.6e9 // DAY * DAY
+    keys = _keys(n)
+    line = lambda name, key: 2.0  # noqa: E731 - nothing alerts while building
+    # the first window creates every series; the detectors then learn a shared history
+    scoring.score_series(ClosedWindow(start, start + DAY, {
+        k: SeriesAggregate(count=1, value_eur=1e4) for k in keys}), line)
+    prototype = next(iter(scoring._series.values()))
+    for w in range(1, WARM_WINDOWS):
+        x = {"value": 1e4 * (1 + w % 3), "t": start + w * DAY}
+        for d in prototype.detectors.values():
+            d.learn_one(x)
+    prototype.learned = WARM_WINDOWS
+    for state in scoring._series.values():
+        if state is not prototype:
+            state.detectors = copy.deepcopy(prototype.detectors)
+            state.learned = WARM_WINDOWS
+            state.activity = prototype.activity
+    scoring._scored = [start + w * DAY for w in range(WARM_WINDOWS)]
+    scoring._windows_seen = WARM_WINDOWS
+    return scoring, start + WARM_WINDOWS * DAY
+
+
+def _close(scoring: Scoring, start: float, keys: list[str], windows: int, lazy: bool) -> list[float]:
+    """Seconds per close of ``windows`` windows, each with data for a rotating 1 % of ``keys``."""
+    Scoring.lazy_close = lazy
+    scoring.rebind(scoring.settings, None)
+    k = max(1, int(len(keys) * ACTIVE_SHARE))
+    line = lambda name, key: 0.99  # noqa: E731
+    seconds = []
+    for w in range(windows):
+        picked = keys[(w * k * 37) % len(keys):][:k]
+        window = ClosedWindow(start + w * DAY, start + (w + 1) * DAY,
+                              {key: SeriesAggregate(count=2, value_eur=2e4) for key in picked})
+        t0 = time.perf_counter()
+        scoring.score_series(window, line)
+        scoring.evict(window.start)
+        seconds.append(time.perf_counter() - t0)
+    Scoring.lazy_close = True
+    return seconds
+
+
+def scale_row(settings: Settings, n: int, windows: int = 5) -> dict[str, Any]:
+    scoring, start = _build(settings, n)
+    rss = _rss_bytes()
+    state = sum(scoring.state_bytes_by_detector().values())
+    keys = list(scoring._series)
+    eager_windows = max(1, min(windows, 2_000_000 // n))
+    eager = copy.deepcopy(scoring) if n <= 200_000 else None
+    lazy = _close(scoring, start, keys, windows, lazy=True)
+    row: dict[str, Any] = {
+        "series": n,
+        "close_seconds": statistics.median(lazy),
+        "records_per_s": max(1, int(n * ACTIVE_SHARE)) / statistics.median(lazy),
+        "rss_bytes": rss,
+        "state_bytes_per_series": state / n,
+    }
+    if eager is not None:
+        row["eager_close_seconds"] = statistics.median(_close(eager, start, keys, eager_windows, lazy=False))
+        row["eager_over_lazy"] = row["eager_close_seconds"] / row["close_seconds"]
+    return row
+
+
+def replay_rows(months: str) -> list[dict[str, Any]]:
+    """Records/s of the real background replayed with daily and 30-day windows, eager and lazy."""
+    import msgspec
+
+    from evaluation.realdata import ExpansionConfig, RealStream, load_comext
+    from streams.offline import run_offline
+
+    first, last = months.split(":")
+    records = list(RealStream(load_comext(None, (first, last)), ExpansionConfig(seed=20200101)).records())
+    base = load_settings(DEFAULT_CONFIG_PATH)
+    base = msgspec.structs.replace(base, alerts=msgspec.structs.replace(base.alerts, scope="all"))
+    rows = []
+    for label, size in (("daily", DAY), ("30-day", 30 * DAY)):
+        settings = msgspec.structs.replace(
+            base, windows=msgspec.structs.replace(base.windows, size_seconds=size))
+        ids = {}
+        for lazy in (False, True):
+            Scoring.lazy_close = lazy
+            t0 = time.perf_counter()
+            result = run_offline(records, settings)
+            seconds = time.perf_counter() - t0
+            ids[lazy] = [a.alert_id for a in result.alerts]
+            rows.append({"windows": label, "close": "lazy" if lazy else "eager", "records": len(records),
+                         "seconds": seconds, "records_per_s": len(records) / seconds,
+                         "alerts": len(result.alerts)})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a long run shows progress
+        Scoring.lazy_close = True
+        rows[-1]["same_alerts_as_eager"] = ids[True] == ids[False]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
+    p.add_argument("--large", action="store_true", help="add the 1,000,000-series row")
+    p.add_argument("--windows", type=int, default=5, help="closes measured per row")
+    p.add_argument("--replay", metavar="A:B", help="replay real months instead, e.g. 2020-01:2020-03")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.replay:
+        rows = replay_rows(args.replay)
+    else:
+        settings = load_settings(DEFAULT_CONFIG_PATH)
+        sizes = [*args.series, *([1_000_000] if args.large else [])]
+        rows = [scale_row(settings, n, args.windows) for n in sizes]
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=2))
+    else:
+        for row in rows:
+            print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
