@@ -338,9 +338,27 @@ class Scoring:
         if self._eager_keys is not None and family.name in self._eager_families:
             self._eager_keys[key] = None
 
-    def _catch_up(self, state: _SeriesState, index: int) -> None:
-        """Learn the empty windows ``state`` missed, scored windows ``state.learned .. index - 1``."""
-        base = self._windows_seen - len(self._scored) + 1  # _scored already holds this window
+    def settle(self) -> None:
+        """Let every quiet series learn the empty windows it still owes, now.
+
+        Closing a window leaves quiet series alone (they learn their empty windows
+        when they next have data), so between closes a quiet series' detectors are
+        behind the partition. Their alerts do not depend on when they catch up; call
+        this before reading detector state directly (tests, explanations, a snapshot
+        meant for inspection).
+        """
+        for state in self._series.values():
+            if state.learned < self._windows_seen:
+                self._catch_up(state, self._windows_seen, last=self._windows_seen - 1)
+
+    def _catch_up(self, state: _SeriesState, index: int, last: int | None = None) -> None:
+        """Learn the empty windows ``state`` missed, scored windows ``state.learned .. index - 1``.
+
+        ``last`` is the number of the newest window in ``_scored``: the one being scored
+        (``_windows_seen``, the default) while a window closes, or the one before it.
+        """
+        last = self._windows_seen if last is None else last
+        base = last - len(self._scored) + 1
         if state.learned < base:
             raise RuntimeError(  # the trim in evict() keeps every window a live series needs
                 f"series {state.meta.key} missed windows no longer kept ({state.learned} < {base})")

@@ -60,6 +60,7 @@ def test_a_quiet_weekend_is_learned_as_zero_trade() -> None:
     pipeline, _ = _pipeline(load_settings(DEFAULT_CONFIG_PATH, env={}))
     working_days = [d for d in range(35) if d % 7 < 5]
     _feed(pipeline, working_days + [35])
+    pipeline.scoring.settle()  # a quiet series learns its empty windows lazily
     volume = pipeline.scoring._series[CHIPS].detectors["volume"]  # noqa: SLF001 - the state under test
     assert pipeline.windows_closed == 35
     assert volume._n == 35 - 2  # noqa: SLF001 - every day but the first (cautious) weekend
