@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from collections.abc import Callable
 
 from streams.events import TradeDeclaration, encode
 
@@ -26,23 +27,22 @@ def declaration(**overrides: object) -> TradeDeclaration:
     return TradeDeclaration(**fields)  # type: ignore[arg-type]
 
 
-def spike_stream(days: int = 70, spike_day: int = 50, factor: float = 12.0,
-                 seed: int = 1) -> tuple[list[bytes], str]:
-    """Daily DE->KG chips and FR->KZ coffee with noise; chips jump ``factor``x from ``spike_day``.
+#: :func:`spike_stream`'s two daily lanes: (hs code, origin, destination, EUR a day).
+TWO_LANES = (("85423190", "DE", "KG", 20_000.0), ("09011100", "FR", "KZ", 30_000.0))
 
-    Returns the encoded records in event-time order and the spiking series key.
-    """
-    rng = random.Random(seed)
+
+def _two_lanes(days: int, rng: random.Random, boost: Callable[[str, int], float]) -> list[bytes]:
+    """3-5 noisy declarations a day on each of :data:`TWO_LANES`, their values times
+    ``boost(hs_code, day)``, encoded in event-time order."""
     out: list[bytes] = []
     n = 0
     for day in range(days):
-        for hs, origin, dest, base in (("85423190", "DE", "KG", 20_000.0),
-                                       ("09011100", "FR", "KZ", 30_000.0)):
+        for hs, origin, dest, base in TWO_LANES:
             per_day = 3 + rng.randint(0, 2)
-            boost = factor if (hs.startswith("8542") and day >= spike_day) else 1.0
+            factor = boost(hs, day)
             for i in range(per_day):
                 n += 1
-                value = base * boost * math.exp(rng.gauss(0, 0.25)) / 4
+                value = base * factor * math.exp(rng.gauss(0, 0.25)) / 4
                 out.append(encode(declaration(
                     declaration_id=f"D{n:07d}", hs_code=hs, exporter_country=origin,
                     destination_country=dest, consignee_country=dest,
@@ -51,7 +51,18 @@ def spike_stream(days: int = 70, spike_day: int = 50, factor: float = 12.0,
                     declared_at=START + dt.timedelta(days=day, hours=8 + i),
                     statistical_value_eur=round(value, 2), net_mass_kg=round(value / 2000, 3),
                 )))
-    return out, "hs6:DE>KG:854231"
+    return out
+
+
+def spike_stream(days: int = 70, spike_day: int = 50, factor: float = 12.0,
+                 seed: int = 1) -> tuple[list[bytes], str]:
+    """Daily DE->KG chips and FR->KZ coffee with noise; chips jump ``factor``x from ``spike_day``.
+
+    Returns the encoded records in event-time order and the spiking series key.
+    """
+    records = _two_lanes(days, random.Random(seed),
+                         lambda hs, day: factor if hs.startswith("8542") and day >= spike_day else 1.0)
+    return records, "hs6:DE>KG:854231"
 
 
 #: (hs code, origin, destination, daily EUR, surges from the surge day) of :func:`rollup_stream`.
@@ -116,23 +127,5 @@ def one_day_spikes_stream(days: int = 66, spikes: tuple[tuple[str, int], ...] = 
     raise a spike alert each time: one series alerts again after its first alert,
     others alert beside it (what analyst feedback is tested on).
     """
-    rng = random.Random(seed)
-    out: list[bytes] = []
-    n = 0
-    for day in range(days):
-        for hs, origin, dest, base in (("85423190", "DE", "KG", 20_000.0),
-                                       ("09011100", "FR", "KZ", 30_000.0)):
-            per_day = 3 + rng.randint(0, 2)
-            boost = factor if (hs, day) in spikes else 1.0
-            for i in range(per_day):
-                n += 1
-                value = base * boost * math.exp(rng.gauss(0, 0.25)) / 4
-                out.append(encode(declaration(
-                    declaration_id=f"D{n:07d}", hs_code=hs, exporter_country=origin,
-                    destination_country=dest, consignee_country=dest,
-                    exporter_id=f"{origin}{rng.randint(1, 20):04d}",
-                    consignee_id=f"{dest}{rng.randint(1, 20):04d}",
-                    declared_at=START + dt.timedelta(days=day, hours=8 + i),
-                    statistical_value_eur=round(value, 2), net_mass_kg=round(value / 2000, 3),
-                )))
-    return out
+    return _two_lanes(days, random.Random(seed),
+                      lambda hs, day: factor if (hs, day) in spikes else 1.0)
