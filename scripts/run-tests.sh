@@ -5,7 +5,8 @@
 #   - starts it (python -m streams.kafka_local start; a no-op if it already runs,
 #     and with TRADEWATCH_BOOTSTRAP_SERVERS set it only checks that cluster),
 #   - runs pytest: with arguments, once with them; without, the whole suite in
-#     three parallel lanes (the fault tests that kill, the other fault tests, the rest),
+#     three parallel lanes (fault tests that kill + unit tests, the other fault
+#     tests, the other integration + Prometheus tests),
 #   - stops the broker on exit only if this script started it,
 #   - exits with pytest's exit code (5, "no tests collected", is a failure too).
 set -uo pipefail
@@ -40,32 +41,34 @@ if [ "$#" -gt 0 ]; then
     exit $?
 fi
 
-# The whole suite runs in three lanes at once: the fault tests spend most of their
-# time waiting (worker start, quiet periods, a broker restart), so they overlap well
-# with the CPU-bound unit tests. Each lane has its own temporary directory (pytest's
-# numbered-dir cleanup must not reach another lane's) and its own log, printed whole
-# when all are done, so a failure reads as it would from a single run.
+# The whole suite runs in three lanes at once, about equal in length on a 2-core
+# machine: the fault tests spend most of their time waiting (worker start, quiet
+# periods, a broker restart), so they overlap well with CPU-bound tests. Every
+# selection is a pytest run of its own, with its own temporary directory (pytest's
+# numbered-dir cleanup must not reach another run's) and log; the logs are printed
+# whole when all lanes are done, so a failure reads as it would from a single run.
 logs=var/test-logs
 rm -rf "$logs" var/test-tmp
 mkdir -p "$logs" var/test-tmp
-lane() {
+run() {
     local name=$1
     shift
     "$PY" -m pytest -q -p no:cacheprovider --durations=8 --basetemp="var/test-tmp/$name" "$@" \
         >"$logs/$name.log" 2>&1
     echo $? >"$logs/$name.rc"
 }
-lane faults-kill -m "faults" -k "kill" &
-lane faults-other -m "faults" -k "not kill" &
-lane rest -m "not faults" &
+runs=(faults-kill unit faults-other integration)
+{ run faults-kill -m "faults" -k "kill"; run unit -m "not integration and not prometheus and not faults"; } &
+run faults-other -m "faults" -k "not kill" &
+run integration -m "(integration or prometheus) and not faults" &
 wait
 
 rc=0
-for name in faults-kill faults-other rest; do
+for name in "${runs[@]}"; do
     code=$(cat "$logs/$name.rc" 2>/dev/null || echo 1)
-    echo "===== lane $name: pytest exit $code ====="
+    echo "===== $name: pytest exit $code ====="
     cat "$logs/$name.log"
-    # 5 = no tests collected: a lane that selects nothing is a broken lane
+    # 5 = no tests collected: a selection that selects nothing is broken too
     if [ "$code" != 0 ]; then rc=1; fi
 done
 exit "$rc"
