@@ -5,7 +5,9 @@
 PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
-STAMP      := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+# the editable install maps each top-level package when it is made: a new package
+# (a new */__init__.py) must re-make it, like a new pin does
+STAMP      := $(VENV)/.installed-$(shell (cat requirements.lock pyproject.toml; ls */__init__.py) | cksum | cut -d' ' -f1)
 
 .PHONY: help venv kafka-jars prometheus bootstrap demo test test-unit kafka-start kafka-stop bench nab evaluate clean
 
