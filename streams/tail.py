@@ -134,16 +134,21 @@ def format_alert(alert: TradeAlert) -> str:
     >>> print(format_alert(msgspec.structs.replace(a, config_version="2026-12-01.1",
     ...     config_hash="5f0c2a9e41d7b3c8")).splitlines()[1])
            31 declarations, e.g. 24DE1  (alert_id abababababababababababababababab, config 2026-12-01.1@5f0c2a9e)
+    >>> flow = msgspec.structs.replace(a, evidence=AlertEvidence(9e5, 8e4, 2e4, 2e5, "EUR", 0, []))
+    >>> print(format_alert(flow).splitlines()[1])
+           (alert_id abababababababababababababababab)
     """
     ids = ", ".join(alert.evidence.declaration_ids[:3])
+    # a flow alert (passthrough) names no declarations of its own
+    evidence = (f"{alert.evidence.declaration_count} declarations, e.g. {ids}  " if ids
+                else "")
     # the config it was judged under (the hash's first 8 digits tell configs apart)
     config = f", config {alert.config_version}@{alert.config_hash[:8]}" if alert.config_hash else ""
     return (
         f"[{_BADGE[alert.severity]}] {alert.window_start:%Y-%m-%d} {alert.detector:<10} "
         f"{alert.score:.2f}  surprise {alert.surprise:5.1f}  "
         f"excess {_short(alert.excess_eur)} EUR  {alert.summary}\n"
-        f"       {alert.evidence.declaration_count} declarations, e.g. {ids}  "
-        f"(alert_id {alert.alert_id}{config})"
+        f"       {evidence}(alert_id {alert.alert_id}{config})"
     )
 
 
