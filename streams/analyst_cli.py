@@ -199,6 +199,7 @@ def format_evidence(alert: TradeAlert, given_id: str) -> str:
         f"surprise   {alert.surprise}  (-log10 p: one in 10^{alert.surprise:.1f})",
         f"excess     {alert.excess_eur:,.2f} EUR above the expected range",
         f"config     {alert.config_version}@{alert.config_hash}, CHPL {alert.chpl_version}",
+        f"models     {alert.state_version or '-'}",
         f"incident   {alert.incident_id}",
     ]
     if e.influencers:
@@ -215,7 +216,9 @@ def compare_published(replayed: TradeAlert, published: TradeAlert | None) -> str
 
     The id only names detector, series and window; the score, surprise and config
     hash say whether the alert was judged from the same state: a revert, feedback
-    or a restart from older state changes the models without changing the id.
+    or a restart from older state changes the models without changing the id. The
+    published alert's ``state_version`` names its models: ``snapshot:NAME+N`` says
+    a replay from the start cannot reproduce it, and which snapshot would.
     """
     if published is None:
         return "published: not on the alerts topic (expired, or raised under another config)"
@@ -224,8 +227,14 @@ def compare_published(replayed: TradeAlert, published: TradeAlert | None) -> str
                if getattr(published, name) != getattr(replayed, name)]
     if not differs:
         return "published: the same evidence (score, surprise, config hash)"
-    return ("published: DIFFERS, " + "; ".join(differs) + " (other models: a state revert, "
-            "feedback not given with --feedback, or another config)")
+    published_models = published.state_version.partition("+")[0]
+    if published_models.startswith("snapshot:"):
+        why = (f"scored by the models of {published_models.replace(':', ' ', 1)} "
+               f"({published.state_version}), which a replay from the start does not have")
+    else:
+        why = "other models: feedback not given with --feedback, a restart from older state, " \
+              "or another config"
+    return "published: DIFFERS, " + "; ".join(differs) + f" ({why})"
 
 
 def _published(settings: Settings, alert_id: str) -> tuple[bool, TradeAlert | None]:

@@ -468,7 +468,7 @@ class WorkerLoop:
                 log.warning("state revert: snapshot %r of %s[%d] refused (%s); it keeps its "
                             "models", command.snapshot, topic, partition, restored)
                 continue
-            revert_models(pipeline, restored.pipeline)
+            revert_models(pipeline, restored.pipeline, command.snapshot)
             self.metrics.state_reverts.labels(outcome="applied").inc()
             self._saved_when.pop(partition, None)
             await self._save(topic, partition)

@@ -158,6 +158,10 @@ class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):
     ``config_version`` (the config's label), ``config_hash`` (short SHA-256 of the
     canonical config) and ``chpl_version`` (edition + content hash of the CHPL
     list). Added to v1 the same way: optional, empty on alerts published before.
+    ``state_version`` names the models that scored it (:meth:`streams.scoring.Scoring.state_version`):
+    ``cold+N`` for models learned from a cold start over N windows of their series'
+    partition, ``snapshot:NAME+N`` after a revert to snapshot NAME; an offline replay of
+    the same records from the start reproduces an alert whose version starts ``cold``.
     """
 
     schema_version: Literal[1] = 1
@@ -178,6 +182,7 @@ class TradeAlert(msgspec.Struct, frozen=True, kw_only=True):
     config_version: str = ""
     config_hash: str = ""
     chpl_version: str = ""
+    state_version: str = ""
 
 
 class IncidentMember(msgspec.Struct, frozen=True):

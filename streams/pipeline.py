@@ -36,6 +36,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import msgspec
+
 from detectors.activity import PartitionActivity
 from detectors.windows import ClosedWindow, TumblingWindows
 from streams.alert_policy import AlertPolicy
@@ -218,7 +220,8 @@ class PartitionPipeline:
                 return influence.influencers(key, contributions or {}, up)
             alert = self.policy.decide(f, influencers)
             if alert is not None:
-                alerts.append(self.audit.alert(alert))
+                alerts.append(msgspec.structs.replace(
+                    self.audit.alert(alert), state_version=self.scoring.state_version()))
         return alerts
 
     # -- housekeeping ----------------------------------------------------------------

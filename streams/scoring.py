@@ -161,6 +161,9 @@ class Scoring:
         self._scored: list[float] = []
         #: Series created so far (their ``seq``).
         self._created = 0
+        #: Where these models come from: ``cold`` (learned on this partition's stream
+        #: from nothing) or ``snapshot:NAME`` (swapped in by a state revert).
+        self.lineage = "cold"
         #: Detector name -> signature of the spec (kind, parameters) its state was
         #: learned under: part of the state, so a restore or a retune keeps exactly
         #: the detectors whose signature is unchanged (:meth:`reconfigure`).
@@ -337,6 +340,15 @@ class Scoring:
         self._created += 1
         if self._eager_keys is not None and family.name in self._eager_families:
             self._eager_keys[key] = None
+
+    def state_version(self) -> str:
+        """``LINEAGE+N``: the models' origin and the windows they have scored since.
+
+        Stamped on every alert, so an analyst can tell whether an offline replay of
+        the same records can reproduce it (``cold+N`` from the start of the stream)
+        or needs the models of a snapshot (``snapshot:NAME+N``).
+        """
+        return f"{self.lineage}+{self._windows_seen}"
 
     def settle(self) -> None:
         """Let every quiet series learn the empty windows it still owes, now.

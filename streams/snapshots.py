@@ -120,7 +120,8 @@ def check_name(name: str) -> str:
     return name
 
 
-def revert_models(current: PartitionPipeline, snapshot: PartitionPipeline) -> None:
+def revert_models(current: PartitionPipeline, snapshot: PartitionPipeline,
+                  name: str | None = None) -> None:
     """``current`` continues with ``snapshot``'s models, keeping its own place in the stream.
 
     The models are the partition's :class:`~streams.scoring.Scoring`: every series'
@@ -128,9 +129,12 @@ def revert_models(current: PartitionPipeline, snapshot: PartitionPipeline) -> No
     the stream stays: open windows and their influence contributions, de-duplication
     ids, the watermark, cooldowns, incidents, the partition's activity calendar.
     ``snapshot`` must already be bound to the running config
-    (:func:`streams.state_codec.decode_envelope` does it).
+    (:func:`streams.state_codec.decode_envelope` does it). With ``name``, the models'
+    lineage (the ``state_version`` on their alerts) becomes ``snapshot:NAME``.
     """
     current.scoring = snapshot.scoring
+    if name is not None:
+        current.scoring.lineage = f"snapshot:{name}"
 
 
 def envelope_head(raw: bytes) -> tuple[int | None, float | None]:

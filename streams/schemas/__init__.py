@@ -32,8 +32,9 @@ SCHEMAS: dict[str, tuple[type, int, str]] = {
                     "deterministic per (detector, series, window): deduplicate on it. "
                     "surprise (-log10 p, unsaturated) and excess_eur rank alerts; incident_id "
                     "names the alert's incident on trade.incidents. config_version, "
-                    "config_hash and chpl_version say what it was judged with (optional "
-                    "additions to v1: older alerts lack them)."),
+                    "config_hash and chpl_version say what it was judged with, state_version "
+                    "which models scored it (optional additions to v1: older alerts lack "
+                    "them)."),
     "trade_incident": (TradeIncident, INCIDENT_SCHEMA_VERSION,
                        "One incident on trade.incidents (UTF-8 JSON, key = incident_id): the "
                        "alerts of one window on one destination and goods family. incident_id is "

@@ -90,7 +90,8 @@ def _offline_after(settings: Settings, records: list[bytes], split: int,
             for partition, pipeline in handler.pipelines.items():
                 state = snapshot[partition].state
                 assert state is not None
-                revert_models(pipeline, _decode(settings, state, partition).pipeline)
+                revert_models(pipeline, _decode(settings, state, partition).pipeline,
+                              "before-spike")
         partition = partition_for(record_key(raw), partitions)
         out = handler.handle(raw, key=None, topic=topic, partition=partition,
                              offset=offsets[partition])
@@ -140,6 +141,7 @@ def test_a_revert_puts_a_running_worker_back_on_the_snapshot_models(
             state = snapshot[partition].state
             assert state is not None
             expected = _decode(settings, state, partition).pipeline.scoring
+            expected.lineage = "snapshot:before-spike"  # the one thing a revert adds
             now = _decode(settings, saved[partition], partition)
             assert encode_object(now.pipeline.scoring) == encode_object(expected)
             # ... and it goes on from where it was, not from the snapshot's offsets
@@ -156,3 +158,8 @@ def test_a_revert_puts_a_running_worker_back_on_the_snapshot_models(
     assert _figures(expected) != _figures(_offline_after(settings, records, at_revert, None)), \
         "the revert must change the scores of this stream, or the test proves nothing"
     assert [a for a in after if a.detector == "spike"], "the day-60 spike alerts"
+    # the alerts say which models scored them, so explain can tell a replay cannot match
+    assert sorted((a.alert_id, a.state_version) for a in after) == sorted(
+        (a.alert_id, a.state_version) for a in expected)
+    assert all(a.state_version.startswith("snapshot:before-spike+")
+               for a in after if a.detector == "spike"), [a.state_version for a in after]

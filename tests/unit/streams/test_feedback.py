@@ -185,9 +185,12 @@ def test_a_revert_swaps_the_models_and_keeps_the_place_in_the_stream(
         if i < 150:
             early.process(d)
     windows, seen = encode_object(late.windows), encode_object(late.seen)
-    revert_models(late, early)
+    assert late.scoring.state_version() == f"cold+{late.scoring._windows_seen}"  # noqa: SLF001
+    revert_models(late, early, "s1")
     assert late.scoring is early.scoring
     assert (encode_object(late.windows), encode_object(late.seen)) == (windows, seen)
+    # alerts scored from now on name the snapshot their models came from
+    assert late.scoring.state_version() == f"snapshot:s1+{early.scoring._windows_seen}"  # noqa: SLF001
 
 
 @pytest.mark.parametrize("name", ["a/b", "", "-x", "x" * 101, "a b"])
@@ -269,3 +272,7 @@ def test_explain_says_whether_the_published_alert_carries_the_replayed_evidence(
     assert compare_published(alert, reverted).startswith(
         f"published: DIFFERS, surprise {alert.surprise + 7} vs replayed {alert.surprise}")
     assert "not on the alerts topic" in compare_published(alert, None)
+    after_revert = msgspec.structs.replace(reverted, state_version="snapshot:before-spike+40")
+    assert compare_published(alert, after_revert).endswith(
+        "(scored by the models of snapshot before-spike (snapshot:before-spike+40), which a "
+        "replay from the start does not have)")
