@@ -60,7 +60,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.audit import AuditStamp
 from streams.config import Settings
-from streams.config_topic import ConfigFollower, decode_published
+from streams.config_topic import decode_published, newest_config
 from streams.delivery import Backoff, ResettableProducer, deliver
 from streams.faults import FaultInjector
 from streams.feedback_topic import FeedbackFollower
@@ -144,9 +144,9 @@ class WorkerLoop:
         #: Bumped when a partition is (re)assigned: a fetch that straddles it is dropped.
         self._epoch: dict[TopicPartition, int] = {}
         self._last_tick = 0.0
-        self.follower: ConfigFollower | None = None
+        #: The config topic: the group's published configs and its state reverts.
+        self.control: TopicFollower | None = None
         self.feedback: FeedbackFollower | None = None
-        self.reverts: TopicFollower | None = None
         t = settings.topics
         topics = {"alert": t.alerts, "incident": t.incidents}
         self._topic_of: Callable[[Outgoing], str] = lambda item: topics.get(item.kind, t.dlq)
@@ -171,14 +171,14 @@ class WorkerLoop:
         await asyncio.to_thread(ensure_topics, s.kafka, specs)
         # the group's published config before any state is restored: restored state
         # is laid over the config the group runs, not over this worker's file
-        self.follower = ConfigFollower(s)
-        published = await self.follower.start()
+        self.control = TopicFollower(s.kafka, s.topics.config, f"{s.kafka.client_id}-config")
+        control = await self.control.start()
+        published = newest_config(control, s.kafka.consumer_group)
         if published is not None:
             self.apply_published(published)
         self.feedback = FeedbackFollower(s, self.handler.feedback, self.metrics)
         await self.feedback.start()
-        self.reverts = TopicFollower(s.kafka, s.topics.config, f"{s.kafka.client_id}-revert")
-        done = self._revert_commands(await self.reverts.start())
+        done = self._revert_commands(control)
         if done:
             log.info("state revert to %r (%s) is on the config topic from before this start: "
                      "taken as applied", done[-1].snapshot, done[-1].revert_id)
@@ -208,7 +208,7 @@ class WorkerLoop:
                 await consumer.stop()
                 if self.store is not None:
                     await self.store.close()
-                for follower in (self.follower, self.feedback, self.reverts):
+                for follower in (self.control, self.feedback):
                     if follower is not None:
                         await follower.stop()
                 await self.producer.stop()
@@ -398,15 +398,16 @@ class WorkerLoop:
             fresh = polled is not None and now_ms - polled <= LAG_FRESH_SECONDS * 1000
             self.handler.record_highwater(tp.topic, tp.partition,
                                           consumer.highwater(tp) if fresh else None)
-        if self.follower is not None:
+        control: list[Any] = []
+        if self.control is not None:
             try:
-                published = await self.follower.poll()
+                control = await self.control.poll()
             except Exception as err:  # noqa: BLE001 - the records flow on; retried next tick
                 log.warning("could not read the config topic: %s: %s", type(err).__name__, err)
-                published = None
-            if published is not None:
-                self.apply_published(published)
-        await self._follow_analysts()
+        published = newest_config(control, self.settings.kafka.consumer_group)
+        if published is not None:
+            self.apply_published(published)
+        await self._follow_analysts(control)
         self._undelivered = True
         out = self.handler.tick()
         await self._deliver(out)
@@ -430,16 +431,17 @@ class WorkerLoop:
                 log.warning("ignoring a malformed revert command: %s", err)
         return out
 
-    async def _follow_analysts(self) -> None:
-        """New feedback into the table; a new revert applied (once a tick, under the lock)."""
+    async def _follow_analysts(self, control: list[Any]) -> None:
+        """New feedback into the table; a new revert among this tick's config-topic
+        records ``control`` applied (once a tick, under the lock)."""
         try:
             if self.feedback is not None:
                 await self.feedback.poll()
-            commands = self._revert_commands(await self.reverts.poll()) if self.reverts else []
         except Exception as err:  # noqa: BLE001 - the records flow on; retried next tick
-            log.warning("could not read the feedback or config topic: %s: %s",
-                        type(err).__name__, err)
-            return
+            log.warning("could not read the feedback topic: %s: %s", type(err).__name__, err)
+        # the config-topic records are read once a tick: a revert among them is applied
+        # now, whatever became of the feedback
+        commands = self._revert_commands(control)
         if commands:
             await self.revert(commands[-1])
 

@@ -9,33 +9,31 @@ each worker validates it again with its own code and environment
 did not check itself.
 
 :func:`publish` validates before it sends: a file that fails ``config check``
-never reaches the topic. :class:`ConfigFollower` is the worker's separate consumer
-on the topic: no consumer group, it reads from the beginning to the end at start
-(:meth:`ConfigFollower.start` returns the newest config for its group) and then
-follows (:meth:`ConfigFollower.poll`).
+never reaches the topic. A worker follows the topic with a
+:class:`~streams.follow.TopicFollower` (no consumer group: from the beginning to
+the end at start, then what is new) and takes its group's newest config with
+:func:`newest_config`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.audit import config_hash
 from streams.config import Settings, load_settings
-from streams.kafka_clients import aiokafka_kwargs, kafka_python_kwargs
+from streams.kafka_clients import kafka_python_kwargs
 
-__all__ = ["PublishedConfig", "publish", "decode_published", "ConfigFollower", "FORMAT_NAME"]
+__all__ = ["PublishedConfig", "publish", "decode_published", "newest_config", "FORMAT_NAME"]
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "tradewatch.config"
-#: How long a worker's start waits to read the config topic to its end.
-START_TIMEOUT_SECONDS = 60.0
 
 
 class PublishedConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,40 +96,16 @@ def publish(path: str | Path, timeout: float = 30.0) -> tuple[Settings, Publishe
     return settings, record, offset
 
 
-class ConfigFollower:
-    """A worker's reader of its group's records on the config topic (no consumer group)."""
+def newest_config(records: Iterable[Any], consumer_group: str) -> bytes | None:
+    """The newest config published for ``consumer_group`` among config-topic records.
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.topics.config
-        self.key = settings.kafka.consumer_group.encode()
-        self._tp = TopicPartition(self.topic, 0)
-        self._consumer = AIOKafkaConsumer(
-            **aiokafka_kwargs(settings.kafka), client_id=f"{settings.kafka.client_id}-config",
-            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
-
-    async def start(self) -> bytes | None:
-        """Start reading; the newest record for this group up to the topic's current end."""
-        await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
-        end = (await self._consumer.end_offsets([self._tp]))[self._tp]
-        newest: bytes | None = None
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while await self._consumer.position(self._tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {self.topic} to offset {end} timed out")
-            newest = self._newest(await self._consumer.getmany(self._tp, timeout_ms=500), newest)
-        return newest
-
-    async def poll(self) -> bytes | None:
-        """The newest record for this group published since the last call, if any."""
-        return self._newest(await self._consumer.getmany(self._tp, timeout_ms=0), None)
-
-    def _newest(self, batch: dict[TopicPartition, list], newest: bytes | None) -> bytes | None:  # type: ignore[type-arg]
-        for record in batch.get(self._tp, []):
-            if record.key == self.key and record.value is not None:
-                newest = record.value
-        return newest
-
-    async def stop(self) -> None:
-        await self._consumer.stop()
+    The worker reads the topic with one :class:`streams.follow.TopicFollower` and
+    finds here its group's config, and its group's state reverts beside it
+    (:func:`streams.snapshots.revert_key`).
+    """
+    key = consumer_group.encode()
+    newest: bytes | None = None
+    for record in records:
+        if record.key == key and record.value is not None:
+            newest = record.value
+    return newest
