@@ -14,7 +14,11 @@ Legs alternate over several rounds and the median is reported, with each leg's
 ratio to the ``json.loads`` baseline and the metrics overhead (instrumented over
 uninstrumented) from the same rounds.
 
-    python -m bench.hot_path --records 100000 --rounds 3
+    python -m bench.hot_path --records 100000 --rounds 3 [--json]
+
+``--json`` prints the figures as JSON instead of the table:
+``every_detector_records_per_s`` (the ``handler`` leg), ``decode_validate_records_per_s``,
+each leg's median records/s and ratio to ``json.loads``, and the metrics overhead.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     parts = load_settings(DEFAULT_CONFIG_PATH, env={}).topics.partitions
     records = [(raw, partition_for(record_key(raw), parts))
@@ -94,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
             rates[name].append(len(records) / seconds[name])
         overhead.append(seconds["handler"] / seconds["handler, no metrics"])
     base = statistics.median(rates["json.loads (baseline)"])
+    if args.json:
+        medians = {name: statistics.median(values) for name, values in rates.items()}
+        print(json.dumps({
+            "records": len(records),
+            "rounds": args.rounds,
+            "every_detector_records_per_s": round(medians["handler"]),
+            "decode_validate_records_per_s": round(medians["decode+validate"]),
+            "legs": {name: {"records_per_s": round(rate), "vs_json_loads": round(rate / base, 4)}
+                     for name, rate in medians.items()},
+            "metrics_overhead": round(statistics.median(overhead), 4),
+        }, indent=2))
+        return 0
     print(f"{len(records)} records, {args.rounds} rounds, median records/s on one core")
     print(f"{'leg':<24}{'records/s':>12}{'vs json.loads':>15}")
     for name, values in rates.items():

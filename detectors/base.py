@@ -43,6 +43,21 @@ class Detector(AnomalyDetector):
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         """Explain the score ``score_one(x)`` would give, without learning."""
 
+    def score_then_learn(self, x: dict[str, Any], threshold: float | None,
+                         learn: bool = True) -> tuple[float, Explanation | None]:
+        """``score_one(x)``, ``explain_one(x)`` if ``threshold`` is set and reached, then
+        ``learn_one(x)`` (unless ``learn`` is False): the pipeline's one call per observation.
+
+        The same results as the three calls in that order. A detector whose score and
+        update share work (hashing a key, finding its statistics) overrides it to do
+        that work once: on the per-declaration path it is most of the cost.
+        """
+        score = self.score_one(x)
+        explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
+        if learn:
+            self.learn_one(x)
+        return score, explanation
+
     def learn_empty(self, times: Sequence[float]) -> None:
         """Learn windows without data, at window starts ``times`` (oldest first), unscored.
 

@@ -125,6 +125,37 @@ def check_explain_one_consistent(detector: Detector, dataset: list[dict[str, Any
         detector.learn_one(x)
 
 
+def check_score_then_learn_matches_the_three_calls(detector: Detector,
+                                                   dataset: list[dict[str, Any]]) -> None:
+    """``score_then_learn`` gives what ``score_one``, ``explain_one`` and ``learn_one`` give.
+
+    Checked at three thresholds (none, 0: explain everything, and 0.5) and with
+    learning off for every third input, on a twin fed the same inputs the long way.
+    """
+    for threshold in (None, 0.0, 0.5):
+        fused, twin = copy.deepcopy(detector), copy.deepcopy(detector)
+        for i, x in enumerate(dataset):
+            learn = i % 3 != 2
+            score, explanation = fused.score_then_learn(x, threshold, learn)
+            expected = twin.score_one(x)
+            assert score == expected or (math.isnan(score) and math.isnan(expected))
+            if threshold is not None and expected >= threshold:
+                assert explanation == twin.explain_one(x) or _same_explanation(
+                    explanation, twin.explain_one(x))
+            else:
+                assert explanation is None
+            if learn:
+                twin.learn_one(x)
+        assert _state(fused) == _state(twin)
+
+
+def _same_explanation(a: Explanation | None, b: Explanation) -> bool:
+    """Equal, NaN fields counting as equal (NaN != NaN)."""
+    if a is None:
+        return False
+    return repr(a) == repr(b)
+
+
 def check_pickle_roundtrip_same_scores(detector: Detector, dataset: list[dict[str, Any]]) -> None:
     """A detector restored from a pickle mid-stream scores exactly like the original."""
     half = len(dataset) // 2
@@ -228,6 +259,7 @@ def yield_checks(detector: Detector) -> Iterator[Callable[[Detector], None]]:
         check_score_in_unit_interval,
         check_score_before_any_learn,
         check_explain_one_consistent,
+        check_score_then_learn_matches_the_three_calls,
         check_pickle_roundtrip_same_scores,
         check_clone_is_fresh,
         check_no_state_aliasing_with_input,

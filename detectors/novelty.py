@@ -275,11 +275,11 @@ class EntityNoveltyDetector(Detector):
             keys.append(("pair", *locate("p:" + exporter + "\x1f" + consignee)))
         return keys
 
-    def _new_kinds(self, x: dict[str, Any]) -> list[str]:
+    def _new_kinds(self, located: list[tuple[str, int, int]]) -> list[str]:
         active, old = self._keys.active, self._keys.old
         new = [
             kind
-            for kind, word, mask in self._locate_keys(x)
+            for kind, word, mask in located
             if active[word] & mask != mask and old[word] & mask != mask
         ]
         if "pair" in new and ("exporter" in new or "consignee" in new):
@@ -292,12 +292,16 @@ class EntityNoveltyDetector(Detector):
             return 0.0
         return (math.log(value) - stats[1]) / robust_sigma(stats[2], 0.1)
 
-    def _parts(self, x: dict[str, Any]) -> tuple[float, float, float, list[str]] | None:
-        """(novelty, tier weight, value factor, new kinds), or None when not scored."""
+    def _parts(self, x: dict[str, Any], located: list[tuple[str, int, int]] | None = None,
+               ) -> tuple[float, float, float, list[str]] | None:
+        """(novelty, tier weight, value factor, new kinds), or None when not scored.
+
+        ``located``: :meth:`_locate_keys` of ``x`` when the caller has it already.
+        """
         tier = x.get("chpl_tier") or ""
         if tier not in TIER_WEIGHTS or self._learned < self.warm_up:
             return None
-        new = self._new_kinds(x)
+        new = self._new_kinds(self._locate_keys(x) if located is None else located)
         if not new:
             return 0.0, TIER_WEIGHTS[tier], 0.0, new
         keep = 1.0
@@ -313,9 +317,26 @@ class EntityNoveltyDetector(Detector):
         tier = x.get("chpl_tier") or ""
         if tier not in TIER_WEIGHTS:
             return
+        self._learn(x, tier, self._locate_keys(x))
+
+    def score_then_learn(self, x: dict[str, Any], threshold: float | None,
+                         learn: bool = True) -> tuple[float, Explanation | None]:
+        """As the base class, hashing the declaration's keys once for scoring and learning."""
+        tier = x.get("chpl_tier") or ""
+        if tier not in TIER_WEIGHTS:  # scores 0 and teaches nothing
+            return super().score_then_learn(x, threshold, learn)
+        located = self._locate_keys(x)
+        parts = self._parts(x, located)
+        score = 0.0 if parts is None else parts[0] * parts[1] * parts[2]
+        explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
+        if learn:
+            self._learn(x, tier, located)
+        return score, explanation
+
+    def _learn(self, x: dict[str, Any], tier: str, located: list[tuple[str, int, int]]) -> None:
         self._learned += 1
         add = self._keys.add
-        for _, word, mask in self._locate_keys(x):
+        for _, word, mask in located:
             add(word, mask)
         value = float(x.get("value_eur") or 0.0)
         if value > 0 and math.isfinite(value):

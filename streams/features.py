@@ -40,14 +40,13 @@ class Features:
 
     def add(self, d: TradeDeclaration, ts: float) -> bool:
         """Count ``d`` (event time ``ts``) in its window of every series; False if it is late."""
-        pairs = self.catalog.keys_of(d)
-        if not self.windows.add(ts, [k for k, _ in pairs], d.statistical_value_eur, d.net_mass_kg,
-                                d.declaration_id):
+        keys = self.catalog.declaration_keys(d)
+        windows = self.windows
+        if not windows.add(ts, keys.keys, d.statistical_value_eur, d.net_mass_kg,
+                           d.declaration_id):
             return False
-        rollups = [k for k, rollup in pairs if rollup]
-        if rollups:
-            lane = f"hs6:{d.exporter_country}>{d.destination_country}:{d.hs_code[:6]}"
-            self.influence.add(self.windows.window_start(ts), rollups, lane, d.exporter_id,
+        if keys.rollups:
+            self.influence.add(windows.window_start(ts), keys.rollups, keys.lane, d.exporter_id,
                                d.consignee_id, d.statistical_value_eur)
         return True
 

@@ -48,7 +48,6 @@ import msgspec
 
 from detectors.base import Detector, Explanation
 from detectors.calendar import DAY
-from detectors.reference import chpl_tier
 from detectors.registry import build
 from detectors.windows import ClosedWindow, SeriesAggregate
 from streams.config import Settings
@@ -261,14 +260,14 @@ class Scoring:
                           threshold: ThresholdOf) -> list[Finding]:
         """Score and learn ``d`` with the per-declaration detectors."""
         hs = d.hs_code
-        route = f"{d.exporter_country}>{d.destination_country}"
-        key = f"hs6:{route}:{hs[:6]}"
+        keys = self.catalog.declaration_keys(d)
+        route, key = keys.route, keys.lane
         findings = []
         for name in self._prototypes["declaration"]:
             if name in self._global_detectors:
                 detector = self._global_detectors[name]
                 x: dict[str, Any] = {"exporter_id": d.exporter_id, "consignee_id": d.consignee_id,
-                                     "route": route, "chpl_tier": chpl_tier(hs) or "",
+                                     "route": route, "chpl_tier": keys.chpl_tier,
                                      "value_eur": d.statistical_value_eur}
                 unit = "EUR"
             else:  # unit value: one detector per HS chapter
@@ -433,10 +432,7 @@ class Scoring:
         self._calls += 1
         timed = self.metrics is not None and self._calls % TIMING_SAMPLE == 0
         started = time.perf_counter() if timed else 0.0
-        score = detector.score_one(x)
-        explanation = detector.explain_one(x) if threshold is not None and score >= threshold else None
-        if learn:
-            detector.learn_one(x)
+        _, explanation = detector.score_then_learn(x, threshold, learn)
         if timed:
             self._timers[name].observe(time.perf_counter() - started)
         return explanation

@@ -39,7 +39,7 @@ from streams.alerts import transit_country_of
 from streams.config import Settings
 from streams.events import AlertSeries, TradeDeclaration
 
-__all__ = ["ANY_ORIGIN", "SeriesFamily", "SeriesCatalog", "series_meta"]
+__all__ = ["ANY_ORIGIN", "DeclarationKeys", "SeriesFamily", "SeriesCatalog", "series_meta"]
 
 #: The origin of an all-origins series in its key.
 ANY_ORIGIN = "*"
@@ -92,12 +92,35 @@ class SeriesFamily:
         return self.origin in ("each", origin)
 
 
+#: Routes x codes remembered by :meth:`SeriesCatalog.declaration_keys` (a few MB at most).
+_MEMO_SIZE = 50_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeclarationKeys:
+    """What the per-record path needs of a declaration's route and code, computed once."""
+
+    #: Every series the declaration counts towards.
+    keys: tuple[str, ...]
+    #: The rollups among them (their alerts name influencers).
+    rollups: list[str]
+    #: The lane's HS6 key, ``hs6:DE>KG:854231``: the influencer a rollup names.
+    lane: str
+    #: ``DE>KG``.
+    route: str
+    #: The CHPL tier of the code, "" outside the list.
+    chpl_tier: str
+
+
 class SeriesCatalog:
     """The configured families, in config order; keys of a declaration, family of a key."""
 
     def __init__(self, families: list[SeriesFamily]) -> None:
         self.families = families
         self._rollup = [f.is_rollup for f in families]
+        #: (origin, destination, HS code) -> its keys: a declaration's keys depend on
+        #: nothing else, and the same few thousand routes x codes repeat all day.
+        self._memo: dict[tuple[str, str, str], DeclarationKeys] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SeriesCatalog:
@@ -117,6 +140,23 @@ class SeriesCatalog:
             if key is not None:
                 out.append((key, rollup))
         return out
+
+    def declaration_keys(self, d: TradeDeclaration) -> DeclarationKeys:
+        """:meth:`keys_of` ``d`` as the per-record path needs them, remembered per route and code."""
+        memo_key = (d.exporter_country, d.destination_country, d.hs_code)
+        found = self._memo.get(memo_key)
+        if found is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # a bound, not a cache policy: refilling costs microseconds
+            pairs = self.keys_of(d)
+            found = self._memo[memo_key] = DeclarationKeys(
+                keys=tuple(k for k, _ in pairs),
+                rollups=[k for k, rollup in pairs if rollup],
+                lane=f"hs6:{d.exporter_country}>{d.destination_country}:{d.hs_code[:6]}",
+                route=f"{d.exporter_country}>{d.destination_country}",
+                chpl_tier=chpl_tier(d.hs_code) or "",
+            )
+        return found
 
     def family_of(self, key: str) -> SeriesFamily:
         """The family a series key belongs to (families never overlap: config validation)."""
