@@ -53,6 +53,7 @@ from typing import Any
 from evaluation.alert_diff import Diff, T, diff_alerts, diff_incidents
 from evaluation.scorecard import RecordsWithTruth, Scorecard, score
 from streams.config import Settings
+from streams.replay_jobs import add_jobs_option, jobs_for
 from streams.events import TradeAlert, TradeIncident
 from streams.offline import OfflineResult, run_offline
 
@@ -267,7 +268,7 @@ def _counted(records: Iterable[bytes], into: dict[str, Any]) -> Iterator[bytes]:
 
 def _run_side(
     label: str, config: str, settings: Settings, source: BacktestInput, total: int | None,
-    estimated: bool,
+    estimated: bool, jobs: int = 1,
 ) -> Side:
     from streams.progress import progress
 
@@ -275,7 +276,7 @@ def _run_side(
     seen: dict[str, Any] = {}
     records = progress(_counted(labelled.records, seen), label, total, estimated=estimated)
     started = time.perf_counter()
-    result = run_offline(records, settings)
+    result = run_offline(records, settings, jobs=jobs)
     seconds = time.perf_counter() - started
     card = None
     if source.labelled:
@@ -300,14 +301,17 @@ def run_backtest(
     source: BacktestInput,
     baseline: tuple[str, Settings],
     candidate: tuple[str, Settings],
+    jobs: int = 1,
 ) -> Backtest:
     """Run the baseline, then the candidate over the same records, and diff them.
+
+    Each run replays the partitions in ``jobs`` processes (:mod:`streams.offline`).
 
     Raises ``RuntimeError`` if the two passes did not read the same records (a file
     changed between them): a diff over different inputs would be meaningless.
     """
-    before = _run_side("baseline", *baseline, source, source.total, source.estimated)
-    after = _run_side("candidate", *candidate, source, before.declarations, False)
+    before = _run_side("baseline", *baseline, source, source.total, source.estimated, jobs)
+    after = _run_side("candidate", *candidate, source, before.declarations, False, jobs)
     if (after.declarations, after.digest) != (before.declarations, before.digest):
         raise RuntimeError(
             f"the input changed between the two runs ({before.declarations} records, then "
@@ -498,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", dest="json_path", metavar="F", help="write the diff as JSON here")
     p.add_argument("--limit", type=int, default=20, help="rows per table (default 20; 0: all)")
     add_real_arguments(p)
+    add_jobs_option(p)
     args = p.parse_args(list(argv) if argv is not None else None)
     if sum([bool(args.file), bool(args.set_name), args.background == "real"]) != 1:
         p.error("give exactly one input: FILE, --set small|full or --background real")
@@ -511,7 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     partitions=baseline.topics.partitions)
     else:
         source = file_input(args.file)
-    result = run_backtest(source, (args.baseline, baseline), (args.config, candidate))
+    result = run_backtest(source, (args.baseline, baseline), (args.config, candidate),
+                          jobs=jobs_for(args.jobs, baseline.topics.partitions))
     print(format_backtest(result, limit=args.limit or None))
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ import msgspec
 from evaluation.realdata import ExpansionConfig, RealStream, load_comext, summarize_counts
 from evaluation.real_scenarios import default_real_scenarios, inject
 from streams.config import Settings
+from streams.replay_jobs import jobs_for
 from evaluation.scorecard import RecordsWithTruth, Scorecard, evaluate
 from streams.events import TradeAlert
 
@@ -264,12 +265,13 @@ def real_input(run: RealRun) -> RealInput:
     return RealInput(run, table, config, sum(summarize_counts(table, config).values()))
 
 
-def run_real(run: RealRun, settings: Settings) -> tuple[Scorecard, dict[str, Any]]:
-    """Build the stream, run it offline through the pipeline, score and report."""
+def run_real(run: RealRun, settings: Settings, jobs: int = 1) -> tuple[Scorecard, dict[str, Any]]:
+    """Build the stream, run it offline through the pipeline (in ``jobs`` processes), score
+    and report."""
     source = real_input(run)
     table, config = source.table, source.config
     labelled, stream = source.open("evaluate real")
-    card = evaluate(labelled, settings, mode="offline")
+    card = evaluate(labelled, settings, mode="offline", jobs=jobs)
     report = real_report(card, table.months, dict(stream.count_by_month))
     report["expansion"] = {
         "seed": config.seed,
@@ -334,7 +336,7 @@ def main_real(args: argparse.Namespace, settings: Settings) -> int:
     """The ``--background real`` branch of ``tradewatch evaluate``."""
     settings = with_scope(settings, args.scope)
     run = real_run_from_args(args)
-    card, report = run_real(run, settings)
+    card, report = run_real(run, settings, jobs_for(args.jobs, settings.topics.partitions))
     print(format_real(report))
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,7 @@ import msgspec
 from detectors.calibration import SEVERITY_LEVELS
 from streams.config import Settings, load_settings
 from streams.events import TradeAlert
+from streams.replay_jobs import add_jobs_option, jobs_for
 
 __all__ = [
     "RecordsWithTruth",
@@ -493,11 +494,13 @@ def evaluate(
     settings: Settings,
     mode: Literal["offline", "kafka"] = "offline",
     feedback: Any = None,
+    jobs: int = 1,
 ) -> Scorecard:
     """Run the records through the pipeline (offline or through Kafka) and score them.
 
     ``feedback`` (a :class:`streams.feedback.FeedbackTable`, offline only) holds
-    analyst marks the run follows from its first record.
+    analyst marks the run follows from its first record. ``jobs``: processes an
+    offline run replays the partitions in (:mod:`streams.offline`; same result).
     """
     if feedback is not None and mode != "offline":
         raise ValueError("feedback is replayed offline only")
@@ -509,7 +512,8 @@ def evaluate(
     if mode == "offline":
         from streams.offline import run_offline
 
-        result = run_offline(tap(records_with_truth.records), settings, feedback=feedback)
+        result = run_offline(tap(records_with_truth.records), settings, feedback=feedback,
+                             jobs=jobs)
         alerts = result.alerts
         rejected = len(result.rejected)
     elif mode == "kafka":
@@ -727,6 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from evaluation.real_evaluate import add_real_arguments, main_real
 
     add_real_arguments(p)
+    add_jobs_option(p)
     args = p.parse_args(list(argv) if argv is not None else None)
     settings = load_settings(args.config)
     if args.background == "real":
@@ -737,7 +742,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     labelled = labelled_stream(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
     labelled.records = progress(labelled.records, f"evaluate {args.set_name}",
                                 nominal_size(sset), estimated=True)
-    card = evaluate(labelled, settings, mode=args.mode)
+    card = evaluate(labelled, settings, mode=args.mode,
+                    jobs=jobs_for(args.jobs, settings.topics.partitions))
     if args.feedback or args.write_feedback:
         card = _with_feedback(args, settings, card)
     else:
@@ -773,7 +779,8 @@ def _with_feedback(args: argparse.Namespace, settings: Settings, before: Scoreca
     else:
         table = read_feedback_file(args.feedback)
     labelled = labelled_stream(args.set_name, seed=args.seed, partitions=settings.topics.partitions)
-    after = evaluate(labelled, settings, mode="offline", feedback=table)
+    after = evaluate(labelled, settings, mode="offline", feedback=table,
+                     jobs=jobs_for(args.jobs, settings.topics.partitions))
     print(format_table(after))
     print(format_effect(effect(before, after, list(table))))
     return after

@@ -193,6 +193,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.offline import run_offline
+    from streams.replay_jobs import jobs_for
     from streams.produce import read_records
     from streams.tail import format_alert, format_incident
 
@@ -201,7 +202,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     path = Path(args.file)
-    result = run_offline(progress(read_records(path), "replay", count_records(path)), settings)
+    result = run_offline(progress(read_records(path), "replay", count_records(path)), settings,
+                         jobs=jobs_for(args.jobs, settings.topics.partitions))
     for alert in result.alerts:
         print(msgspec.json.encode(alert).decode() if args.json else format_alert(alert))
     incidents = result.latest_incidents()
@@ -299,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="run the detectors over a file without Kafka")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
+    from streams.replay_jobs import add_jobs_option
+
+    add_jobs_option(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("evaluate", help="scorecard over labelled scenarios", add_help=False)

@@ -12,14 +12,30 @@ file can crash a replay: a record the handler cannot use is a dead letter.
 The one difference is the end: a file ends, a topic does not. A replay closes
 every window once the input is exhausted (held ones included); the worker closes
 them once each partition is caught up and quiet (:mod:`streams.catchup`).
+
+**Partitions in parallel.** A partition's pipeline sees only its own records, as a
+worker that owns several partitions keeps one pipeline each: so ``jobs > 1`` hands
+the partitions to that many processes (partition ``p`` to process ``p % jobs``),
+streams each its records in file order, and merges what they publish back into
+the order a single process gives (by the index of the record that triggered it;
+the end-of-input flush last, partition by partition). The result is the same,
+alert for alert and byte for byte (``tests/unit/streams/test_offline_parallel.py``);
+two years of real-shaped trade are replayed about ``jobs`` times faster on as many
+cores. Records reach the processes through bounded queues, so the reader (and a
+progress line on it) runs at the speed of the slowest process, and memory holds
+a few batches, not the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import queue
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from streams.config import Settings
 from streams.events import TradeAlert, TradeIncident
@@ -64,6 +80,7 @@ def run_offline(
     now: Callable[[], float] = time.time,
     retunes: Mapping[int, Settings] | None = None,
     feedback: FeedbackTable | None = None,
+    jobs: int = 1,
 ) -> OfflineResult:
     """Handle every record as the worker would, then flush all windows.
 
@@ -72,8 +89,12 @@ def run_offline(
     (a live retune, :meth:`streams.worker.RecordHandler.retune`): each partition
     switches at its next window boundary, as a worker does. ``feedback`` holds the
     analyst marks a worker would follow (:mod:`streams.feedback`), in force from
-    the first record.
+    the first record. ``jobs > 1`` runs the partitions in that many processes
+    (module docstring); ``metrics`` are then not filled, so giving them keeps one.
     """
+    jobs = min(jobs, settings.topics.partitions)
+    if jobs > 1 and metrics is None:
+        return _run_parallel(records, settings, now, retunes or {}, feedback, jobs)
     partitions = settings.topics.partitions
     handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
                             log_dead_letters=False)
@@ -106,3 +127,142 @@ def run_offline(
         report_series(metrics, handler.pipelines.values())
     return OfflineResult(alerts, rejected, accepted=sum(offsets) - len(rejected),
                          incidents=incidents)
+
+
+# -- partitions in parallel ------------------------------------------------------------
+
+#: Records sent to a process at a time.
+_BATCH = 2000
+#: Batches queued per process: the reader waits beyond this (memory stays bounded).
+_QUEUED_BATCHES = 4
+#: How often a blocked reader or collector checks that the processes are alive.
+_ALIVE_CHECK_SECONDS = 1.0
+
+#: An output's place in a single process's order: (record index, 0, n) for what a
+#: record triggered; (records, partition, n) for the end-of-input flush.
+_Order = tuple[int, int, int]
+
+
+def _run_parallel(records: Iterable[bytes], settings: Settings, now: Callable[[], float],
+                  retunes: Mapping[int, Settings], feedback: FeedbackTable | None,
+                  jobs: int) -> OfflineResult:
+    partitions = settings.topics.partitions
+    context = multiprocessing.get_context("fork")  # the children inherit settings and clock
+    inboxes = [context.Queue(maxsize=_QUEUED_BATCHES) for _ in range(jobs)]
+    results = context.Queue()
+    processes = [context.Process(target=_serve_partitions, daemon=True,
+                                 args=(inboxes[j], results, settings, now, retunes, feedback))
+                 for j in range(jobs)]
+    for process in processes:
+        process.start()
+    try:
+        batches: list[list[tuple[int, int, bytes]]] = [[] for _ in range(jobs)]
+        total = 0
+        for index, raw in enumerate(records):
+            partition = partition_for(record_key(raw), partitions)
+            batch = batches[partition % jobs]
+            batch.append((index, partition, raw))
+            if len(batch) >= _BATCH:
+                _put(inboxes[partition % jobs], batch, processes)
+                batches[partition % jobs] = []
+            total = index + 1
+        for j, batch in enumerate(batches):
+            if batch:
+                _put(inboxes[j], batch, processes)
+            _put(inboxes[j], total, processes)  # the end: flush
+        parts = [_collect(results, processes) for _ in range(jobs)]
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return _merge(parts, total)
+
+
+def _put(inbox: Any, item: Any, processes: list[Any]) -> None:
+    while True:
+        try:
+            inbox.put(item, timeout=_ALIVE_CHECK_SECONDS)
+            return
+        except queue.Full:
+            _check_alive(processes)
+
+
+def _collect(results: Any, processes: list[Any]) -> dict[str, Any]:
+    while True:
+        try:
+            part = results.get(timeout=_ALIVE_CHECK_SECONDS)
+        except queue.Empty:
+            _check_alive(processes)
+            continue
+        if "error" in part:
+            raise RuntimeError(f"a replay process failed:\n{part['error']}")
+        return part
+
+
+def _check_alive(processes: list[Any]) -> None:
+    for process in processes:
+        if not process.is_alive() and process.exitcode not in (0, None):
+            raise RuntimeError(f"a replay process died (exit code {process.exitcode})")
+
+
+def _serve_partitions(inbox: Any, results: Any, settings: Settings, now: Callable[[], float],
+                      retunes: Mapping[int, Settings], feedback: FeedbackTable | None) -> None:
+    """One process: handle the records of its partitions as :func:`run_offline` would."""
+    try:
+        results.put(_handle_partitions(inbox, settings, now, retunes, feedback))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        results.put({"error": traceback.format_exc()})
+
+
+def _handle_partitions(inbox: Any, settings: Settings, now: Callable[[], float],
+                       retunes: Mapping[int, Settings],
+                       feedback: FeedbackTable | None) -> dict[str, Any]:
+    handler = RecordHandler(settings, PipelineMetrics.disabled(), clock=now,
+                            log_dead_letters=False)
+    if feedback is not None:
+        handler.feedback = feedback
+    pending = sorted(retunes.items())
+    offsets: dict[int, int] = {}
+    alerts: list[tuple[_Order, TradeAlert]] = []
+    incidents: list[tuple[_Order, TradeIncident]] = []
+    rejected: list[tuple[int, str, str]] = []
+
+    def keep(out: list[Any], order: tuple[int, int]) -> None:
+        for n, item in enumerate(out):
+            if item.alert is not None:
+                alerts.append(((*order, n), item.alert))
+            elif item.incident is not None:
+                incidents.append(((*order, n), item.incident))
+            else:
+                rejected.append((order[0], item.reason, item.detail))
+
+    while True:
+        batch = inbox.get()
+        if isinstance(batch, int):  # the end, with the number of records read
+            total = batch
+            break
+        for index, partition, raw in batch:
+            # a retune published before this record: these partitions saw nothing since
+            while pending and pending[0][0] <= index:
+                handler.retune(pending.pop(0)[1])
+            offset = offsets.get(partition, 0)
+            keep(handler.handle(raw, key=None, topic=REPLAY_TOPIC, partition=partition,
+                                offset=offset), (index, 0))
+            offsets[partition] = offset + 1
+    while pending and pending[0][0] < total:
+        handler.retune(pending.pop(0)[1])
+    at = handler.clock()
+    for partition in sorted(handler.pipelines):
+        keep(handler.flush_partition(partition, at), (total, partition))
+    return {"alerts": alerts, "incidents": incidents, "rejected": rejected,
+            "handled": sum(offsets.values())}
+
+
+def _merge(parts: list[dict[str, Any]], total: int) -> OfflineResult:
+    alerts = sorted((item for part in parts for item in part["alerts"]), key=lambda x: x[0])
+    incidents = sorted((item for part in parts for item in part["incidents"]), key=lambda x: x[0])
+    rejected = sorted(item for part in parts for item in part["rejected"])
+    handled = sum(part["handled"] for part in parts)
+    return OfflineResult([a for _, a in alerts], rejected, accepted=handled - len(rejected),
+                         incidents=[i for _, i in incidents])

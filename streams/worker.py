@@ -246,9 +246,13 @@ class RecordHandler:
         now = self.clock()
         out: list[Outgoing] = []
         for partition in sorted(self.pipelines):
-            pipeline = self.pipelines[partition]
-            out.extend(self._alerts_out(pipeline, pipeline.flush(), now, now, closed=True))
+            out.extend(self.flush_partition(partition, now))
         return out
+
+    def flush_partition(self, partition: int, now: float) -> list[Outgoing]:
+        """Close every window of one partition (:meth:`flush`, one partition at a time)."""
+        pipeline = self.pipelines[partition]
+        return self._alerts_out(pipeline, pipeline.flush(), now, now, closed=True)
 
     def sample_state_bytes(self) -> None:
         totals: dict[str, float] = {}
