@@ -53,9 +53,9 @@ from typing import Any
 from evaluation.alert_diff import Diff, T, diff_alerts, diff_incidents
 from evaluation.scorecard import RecordsWithTruth, Scorecard, score
 from streams.config import Settings
-from streams.replay_jobs import add_jobs_option, jobs_for
 from streams.events import TradeAlert, TradeIncident
 from streams.offline import OfflineResult, run_offline
+from streams.replay_jobs import add_jobs_option, jobs_for
 
 __all__ = [
     "Backtest",

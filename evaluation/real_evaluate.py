@@ -41,12 +41,12 @@ from typing import Any
 
 import msgspec
 
-from evaluation.realdata import ExpansionConfig, RealStream, load_comext, summarize_counts
 from evaluation.real_scenarios import default_real_scenarios, inject
-from streams.config import Settings
-from streams.replay_jobs import jobs_for
+from evaluation.realdata import ExpansionConfig, RealStream, load_comext, summarize_counts
 from evaluation.scorecard import RecordsWithTruth, Scorecard, evaluate
+from streams.config import Settings
 from streams.events import TradeAlert
+from streams.replay_jobs import jobs_for
 
 __all__ = [
     "INCIDENT_GROUPING",

@@ -16,6 +16,7 @@ import msgspec
 from streams.config import ConfigError, Settings
 from streams.events import TradeAlert
 from streams.feedback import DEFAULT_SUPPRESS_FOR, FeedbackRecord, make_record
+from streams.replay_jobs import add_jobs_option, jobs_for
 
 __all__ = ["cmd_mark", "cmd_state", "cmd_explain", "format_evidence", "mark_record",
            "compare_published",
@@ -179,6 +180,7 @@ def add_explain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--json", action="store_true", help="the replayed alert as JSON")
     p.add_argument("--offline", action="store_true",
                    help="do not compare with the published alert on the alerts topic")
+    add_jobs_option(p)
     p.set_defaults(func=None, analyst="explain")
 
 
@@ -255,7 +257,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     from streams.produce import read_records
 
     feedback = read_feedback_file(args.feedback) if args.feedback else None
-    result = run_offline(read_records(Path(args.file)), settings, feedback=feedback)
+    result = run_offline(read_records(Path(args.file)), settings, feedback=feedback,
+                         jobs=jobs_for(args.jobs, settings.topics.partitions))
     # a unique prefix will do, as the listings print ids shortened
     found = [a for a in result.alerts if a.alert_id.startswith(args.alert_id.lower())]
     if len({a.alert_id for a in found}) > 1:
