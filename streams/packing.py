@@ -30,6 +30,7 @@ and values of its non-zero bytes.
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -54,65 +55,72 @@ class NotPackable(ValueError):
 
 
 class _Layout:
-    """How one prototype (detector or part) is laid out: class, and per attribute what it is."""
+    """How one prototype (detector or part) is laid out: class, and per attribute what it is.
 
-    __slots__ = ("cls", "entries")
+    Packing and unpacking run once per touched series and close, so both are a few
+    C-level dict operations: the learned values are read with one ``itemgetter`` and
+    written by updating a copy of the prototype's attribute dict (which keeps its
+    order); only parts, tuples and bytearrays are converted one by one.
+    """
+
+    __slots__ = ("cls", "template", "names", "get", "special", "mutable_params")
 
     def __init__(self, obj: Any) -> None:
         self.cls = type(obj)
         params = set(obj._get_params()) if hasattr(obj, "_get_params") else set()
-        entries: list[tuple[str, int, Any]] = []
+        #: The prototype's attributes in order: parameters with their values, learned ones None.
+        self.template: dict[str, Any] = {}
+        #: Learned attribute names, in layout order, and their positions that need converting.
+        names: list[str] = []
+        special: list[tuple[int, str, int, Any]] = []
+        mutable: list[str] = []
         for attr, value in vars(obj).items():
             if isinstance(value, Part):
-                entries.append((attr, _PART, _Layout(value)))
+                special.append((len(names), attr, _PART, _Layout(value)))
             elif attr in params:
-                entries.append((attr, _PARAM, value))
+                self.template[attr] = value
+                if not isinstance(value, _IMMUTABLE):
+                    mutable.append(attr)
+                continue
             elif isinstance(value, tuple):
-                entries.append((attr, _TUPLE, None))
+                special.append((len(names), attr, _TUPLE, None))
             elif isinstance(value, bytearray):
-                entries.append((attr, _BYTES, None))
-            else:
-                entries.append((attr, _VALUE, None))
-        self.entries = entries
+                special.append((len(names), attr, _BYTES, None))
+            self.template[attr] = None
+            names.append(attr)
+        self.names = tuple(names)
+        self.get = operator.itemgetter(*names) if len(names) > 1 else (lambda d, n=names[0]: (d[n],))
+        self.special = tuple(special)
+        self.mutable_params = tuple(mutable)
 
     def values(self, obj: Any) -> list[Any]:
         """The learned values of ``obj`` in layout order (parts nested)."""
-        d = obj.__dict__
-        out: list[Any] = []
-        for attr, kind, sub in self.entries:
-            if kind == _PARAM:
-                continue
-            v = d[attr]
+        out = list(self.get(obj.__dict__))
+        for i, _, kind, sub in self.special:
             if kind == _PART:
-                out.append(sub.values(v))
+                out[i] = sub.values(out[i])
             elif kind == _BYTES:
-                out.append(_sparse(v))
-            else:
-                out.append(v)
+                out[i] = _sparse(out[i])
         return out
 
     def build(self, values: list[Any]) -> Any:
         """A new instance with the prototype's parameters and ``values``."""
+        if len(values) != len(self.names):
+            raise ValueError(f"packed {self.cls.__name__}: {len(values)} values, "
+                             f"expected {len(self.names)}")
+        d = self.template.copy()
+        d.update(zip(self.names, values))
+        for i, attr, kind, sub in self.special:
+            if kind == _PART:
+                d[attr] = sub.build(values[i])
+            elif kind == _TUPLE:
+                d[attr] = tuple(values[i])
+            else:
+                d[attr] = _dense(values[i])
+        for attr in self.mutable_params:
+            d[attr] = copy.deepcopy(d[attr])
         obj = object.__new__(self.cls)
-        d: dict[str, Any] = {}
-        it = iter(values)
-        try:
-            for attr, kind, sub in self.entries:
-                if kind == _PARAM:
-                    d[attr] = sub if isinstance(sub, _IMMUTABLE) else copy.deepcopy(sub)
-                elif kind == _PART:
-                    d[attr] = sub.build(next(it))
-                elif kind == _TUPLE:
-                    d[attr] = tuple(next(it))
-                elif kind == _BYTES:
-                    d[attr] = _dense(next(it))
-                else:
-                    d[attr] = next(it)
-        except StopIteration:
-            raise ValueError(f"packed {self.cls.__name__}: too few values") from None
-        if next(it, None) is not None:
-            raise ValueError(f"packed {self.cls.__name__}: too many values")
-        obj.__dict__.update(d)
+        obj.__dict__ = d
         return obj
 
 
