@@ -12,7 +12,7 @@ windows in which 1 % of the series have data. Per row (JSON with ``--json``):
 * ``rss_bytes`` (the process, after building the row) and ``state_bytes_per_series``
   (detector state pickled, from a sample of series, as ``tradewatch_state_bytes``).
 
-``--large`` adds the 1M row (several minutes to build on a small machine). ``--replay
+``--large`` adds the 1M row (a few minutes on a small machine; ~1.2 GB). Series are built packed, as the runtime keeps the series quiet at the last close; each row runs in its own process, so ``rss_bytes`` is its own. ``--replay
 A:B`` instead replays the real background of those months (``evaluation.realdata``)
 with daily and 30-day windows, eager and lazy, and reports records/s of each.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import multiprocessing
 import resource
 import statistics
 import sys
@@ -49,25 +50,30 @@ def _keys(n: int) -> list[str]:
 
 
 def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
-    """N warmed-up series: each learns ``WARM_WINDOWS`` windows, then the partition's clock moves on."""
+    """N warmed-up series, quiet at the last close (so packed, as the runtime keeps them).
+
+    One series learns ``WARM_WINDOWS`` windows; every other series gets its learned
+    state, packed by the runtime's packer with its own header (so its own bytes).
+    """
     scoring = Scoring(settings)
     start = 1.6e9 // DAY * DAY
     keys = _keys(n)
     line = lambda name, key: 2.0  # noqa: E731 - nothing alerts while building
-    # the first window creates every series; the detectors then learn a shared history
     scoring.score_series(ClosedWindow(start, start + DAY, {
-        k: SeriesAggregate(count=1, value_eur=1e4) for k in keys}), line)
-    prototype = next(iter(scoring._series.values()))
+        keys[0]: SeriesAggregate(count=1, value_eur=1e4)}), line)
+    prototype = scoring._series[keys[0]]
     for w in range(1, WARM_WINDOWS):
         x = {"value": 1e4 * (1 + w % 3), "t": start + w * DAY}
         for d in prototype.detectors.values():
             d.learn_one(x)
     prototype.learned = WARM_WINDOWS
-    for state in scoring._series.values():
-        if state is not prototype:
-            state.detectors = copy.deepcopy(prototype.detectors)
-            state.learned = WARM_WINDOWS
-            state.activity = prototype.activity
+    direction = scoring.catalog.family_of(keys[0]).direction
+    table = scoring._packed.setdefault(prototype.family, {})
+    pack = scoring._packer.pack
+    for seq, key in enumerate(keys[1:], 1):
+        table[key] = pack([start, prototype.activity, WARM_WINDOWS, seq], prototype.detectors, direction)
+    scoring._created = n
+    scoring._by_last = {start: dict.fromkeys(keys)}
     scoring._scored = [start + w * DAY for w in range(WARM_WINDOWS)]
     scoring._windows_seen = WARM_WINDOWS
     return scoring, start + WARM_WINDOWS * DAY
@@ -77,6 +83,8 @@ def _close(scoring: Scoring, start: float, keys: list[str], windows: int, lazy: 
     """Seconds per close of ``windows`` windows, each with data for a rotating 1 % of ``keys``."""
     Scoring.lazy_close = lazy
     scoring.rebind(scoring.settings, None)
+    if not lazy:
+        scoring.settle()  # the eager close holds every series live: unpack them untimed
     k = max(1, int(len(keys) * ACTIVE_SHARE))
     line = lambda name, key: 0.99  # noqa: E731
     seconds = []
@@ -93,24 +101,34 @@ def _close(scoring: Scoring, start: float, keys: list[str], windows: int, lazy: 
 
 
 def scale_row(settings: Settings, n: int, windows: int = 5) -> dict[str, Any]:
+    before = _rss_bytes()
     scoring, start = _build(settings, n)
-    rss = _rss_bytes()
+    built = _rss_bytes()
     state = sum(scoring.state_bytes_by_detector().values())
-    keys = list(scoring._series)
+    keys = _keys(n)
     eager_windows = max(1, min(windows, 2_000_000 // n))
     eager = copy.deepcopy(scoring) if n <= 200_000 else None
     lazy = _close(scoring, start, keys, windows, lazy=True)
+    rss = max(built, _rss_bytes())
     row: dict[str, Any] = {
         "series": n,
         "close_seconds": statistics.median(lazy),
+        "close_seconds_max": max(lazy),
         "records_per_s": max(1, int(n * ACTIVE_SHARE)) / statistics.median(lazy),
         "rss_bytes": rss,
+        "rss_bytes_per_series": (rss - before) / n,
         "state_bytes_per_series": state / n,
     }
     if eager is not None:
+        del scoring
         row["eager_close_seconds"] = statistics.median(_close(eager, start, keys, eager_windows, lazy=False))
         row["eager_over_lazy"] = row["eager_close_seconds"] / row["close_seconds"]
     return row
+
+
+def _row_in_child(n: int, windows: int) -> dict[str, Any]:
+    """One row in a fresh process, so its RSS is its own (not the previous rows')."""
+    return scale_row(load_settings(DEFAULT_CONFIG_PATH), n, windows)
 
 
 def replay_rows(months: str) -> list[dict[str, Any]]:
@@ -155,9 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         rows = replay_rows(args.replay)
     else:
-        settings = load_settings(DEFAULT_CONFIG_PATH)
         sizes = [*args.series, *([1_000_000] if args.large else [])]
-        rows = [scale_row(settings, n, args.windows) for n in sizes]
+        rows = []
+        spawn = multiprocessing.get_context("spawn")
+        for n in sizes:
+            with spawn.Pool(1) as pool:
+                rows.append(pool.apply(_row_in_child, (n, args.windows)))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a long run shows progress
     if args.json:
         print(json.dumps({"rows": rows}, indent=2))
     else:

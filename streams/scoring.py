@@ -39,6 +39,7 @@ turns the whole behaviour off: the eager reference the tests compare against).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 import time
 from collections.abc import Callable, Iterable
@@ -54,6 +55,7 @@ from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import AlertSeries, TradeDeclaration
 from streams.metrics import PipelineMetrics
+from streams.packing import DetectorPacker, NotPackable
 from streams.series import SeriesCatalog, SeriesFamily, series_meta
 
 __all__ = ["DETECTOR_ROLES", "ONE_SIDED_KINDS", "Finding", "Scoring", "TIMING_SAMPLE"]
@@ -144,8 +146,15 @@ class Scoring:
         self.catalog = catalog or SeriesCatalog.from_settings(settings)
         self.rebind(settings, metrics)
         self._build_prototypes(settings)
+        #: Live series: the ones touched at the last close, and those scored every window.
         self._series: dict[str, _SeriesState] = {}
+        #: Quiet series of the lazily closed families, packed (:mod:`streams.packing`):
+        #: family -> key -> blob of ``[last_window, activity, learned, seq, detectors]``.
+        self._packed: dict[str, dict[str, bytes]] = {}
         self._passthrough: dict[str, _SeriesState] = {}
+        #: Window start -> keys of the series whose last data was in that window, so
+        #: evict() costs the series evicted (derived: rebuilt after a restore).
+        self._by_last: dict[float, dict[str, None]] | None = None
         self._chapter_detectors: dict[tuple[str, str], Detector] = {}
         self._global_detectors = {
             n: self._fresh(n) for n in self._prototypes["declaration"]
@@ -187,6 +196,12 @@ class Scoring:
                     self._pristine[(name, direction)] = pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
         self._min_activity = {n: spec.min_series_activity for n, spec in settings.detectors.items()
                               if spec.min_series_activity > 0}
+        series_protos = {key: pickle.loads(raw)  # noqa: S301 - our own bytes
+                         for key, raw in self._pristine.items() if key[0] in self._prototypes["series"]}
+        self._packer = DetectorPacker(series_protos)
+        #: Learned values of an untrained detector, packed (a detector started fresh).
+        self._fresh_packed = {key: self._packer.fresh_values(key[0], key[1], d)
+                              for key, d in series_protos.items()}
 
     def reconfigure(self, settings: Settings, metrics: PipelineMetrics | None) -> list[str]:
         """Adopt ``settings`` (same series families), keeping every detector's learned state
@@ -210,6 +225,12 @@ class Scoring:
         for state in self._series.values():
             state.detectors = carry(state.detectors, self._prototypes["series"],
                                     families[state.family].direction)
+        for family, table in self._packed.items():
+            direction = families[family].direction
+            fresh = {n: self._fresh_packed.get((n, direction)) or self._fresh_packed[(n, "up")]
+                     for n in self._prototypes["series"]}
+            for key, blob in table.items():
+                table[key] = self._packer.edit(blob, kept, fresh)
         for state in self._passthrough.values():
             state.detectors = carry(state.detectors, self._prototypes["passthrough"])
         self._global_detectors = carry(self._global_detectors, {
@@ -238,6 +259,8 @@ class Scoring:
             self._eager_families = frozenset(f.name for f in families if f.direction != "up")
         #: Keys of the series scored every window (derived from the table when needed).
         self._eager_keys: dict[str, None] | None = None
+        #: Live series of lazily closed families: packed at the next close without data.
+        self._live_lazy: dict[str, None] | None = None
 
     def _fresh(self, name: str, direction: str = "up") -> Detector:
         """A new, untrained detector configured as ``name`` (for a family of ``direction``)."""
@@ -298,47 +321,150 @@ class Scoring:
         """
         index = self._windows_seen
         self._scored.append(window.start)
-        new = [key for key in window.aggregates if key not in self._series]
-        for key in new:
-            self._create(key, window.start, index)
+        series = self._series
+        new = [key for key in window.aggregates if key not in series and self._packed_table(key) is None]
+        if new:
+            self._create(new, window.start, index)
         if self._eager_keys is None:
-            self._eager_keys = {k: None for k, s in self._series.items()
+            self._unpack_eager()
+            self._eager_keys = {k: None for k, s in series.items()
                                 if s.family in self._eager_families}
-        if len(self._eager_keys) == len(self._series):
-            touched: Iterable[tuple[str, _SeriesState]] = self._series.items()
+        if not self._packed and len(self._eager_keys) == len(series):
+            touched: Iterable[tuple[str, _SeriesState]] = list(series.items())
         else:
             keys = set(window.aggregates).union(self._eager_keys)
-            touched = sorted(((k, self._series[k]) for k in keys), key=lambda item: item[1].seq)
+            for key in keys:
+                if key not in series:
+                    self._unpack(key)
+            touched = sorted(((k, series[k]) for k in keys), key=lambda item: item[1].seq)
         findings: list[Finding] = []
         empty = SeriesAggregate()
         families = {f.name: f for f in self.catalog.families}
+        by_last = self._by_last
         for key, state in touched:
             if state.learned < index:
                 self._catch_up(state, index)
             agg = window.aggregates.get(key, empty)
+            before = state.last_window
             self._score_window(key, state, agg, window.start, families[state.family],
                                threshold, findings, learn=key not in unlearned)
             state.learned = index + 1
+            if by_last is not None and state.last_window != before:
+                bucket = by_last.get(before)
+                if bucket is not None:
+                    bucket.pop(key, None)
+                by_last.setdefault(state.last_window, {})[key] = None
         self._windows_seen = index + 1
+        self._pack_quiet(window.aggregates)
         return findings
 
-    def _create(self, key: str, start: float, index: int) -> None:
-        """A new series at its first window with data, pre-warmed with the partition's history."""
+    # -- live and packed series ------------------------------------------------------
+
+    def _packed_table(self, key: str) -> dict[str, bytes] | None:
+        """The family table holding ``key`` packed, or None when it is not packed."""
+        for table in self._packed.values():
+            if key in table:
+                return table
+        return None
+
+    def _pack_quiet(self, touched: dict[str, Any]) -> None:
+        """Pack the live series of lazily closed families that had no data in this window.
+
+        Costs the series touched at this close and the last one, not every series:
+        ``_live_lazy`` holds exactly the live series that may need packing.
+        """
+        live = self._live_lazy
+        if live is None:
+            live = self._live_lazy = {k: None for k, s in self._series.items()
+                                      if s.family not in self._eager_families}
+        for key in [k for k in live if k not in touched]:
+            del live[key]
+            self._pack(key)
+        eager = self._eager_keys or {}
+        series = self._series
+        for key in touched:
+            if key not in eager and key in series:
+                live[key] = None
+
+    def _pack(self, key: str) -> None:
+        """Replace the live series ``key`` by its packed form (it stays live if not packable)."""
+        state = self._series[key]
+        direction = self._direction_of(state.family)
+        try:
+            blob = self._packer.pack([state.last_window, state.activity, state.learned, state.seq],
+                                     state.detectors, direction)
+        except NotPackable:
+            return
+        del self._series[key]
+        self._packed.setdefault(state.family, {})[key] = blob
+
+    def _unpack(self, key: str) -> _SeriesState:
+        """Make the packed series ``key`` live again (exactly as it was packed)."""
+        family = self.catalog.family_of(key).name
+        blob = self._packed[family].pop(key)
+        (last_window, activity, learned, seq), detectors = self._packer.unpack(
+            blob, self._direction_of(family))
+        state = self._series[key] = _SeriesState(series_meta(key), detectors, last_window, activity,
+                                                 family, learned, seq)
+        if self._live_lazy is not None and family not in self._eager_families:
+            self._live_lazy[key] = None
+        return state
+
+    def _unpack_all(self, families: Iterable[str] | None = None) -> None:
+        for family in list(self._packed) if families is None else list(families):
+            for key in list(self._packed.get(family, ())):
+                self._unpack(key)
+            self._packed.pop(family, None)
+
+    def _unpack_eager(self) -> None:
+        """Series of families now scored every window are live (after a settings change)."""
+        eager = [f for f in self._packed if f in self._eager_families]
+        if eager:
+            self._unpack_all(eager)
+
+    def _direction_of(self, family: str) -> str:
+        for f in self.catalog.families:
+            if f.name == family:
+                return f.direction
+        return "up"
+
+    def _create(self, keys: list[str], start: float, index: int) -> None:
+        """New series at their first window with data, pre-warmed with the partition's history.
+
+        The pre-warmed detectors depend only on the family's direction (every new series
+        of a close has the same history of empty windows): they are learned once per
+        direction and copied (packed and unpacked) to every new series of that direction.
+        """
         grid = self.plan.grid
         history = min(self._windows_seen, self._prewarm_windows)
-        family = self.catalog.family_of(key)
-        detectors = {n: self._fresh(n, family.direction) for n in self._prototypes["series"]}
-        # the partition was live and this series had no declaration: its
-        # history is zeros, and a new route shipping every day is news
-        for i in range(history, 0, -1):
-            zero = {"value": 0.0, "t": grid.shift(start, -i)}
-            for detector in detectors.values():
-                detector.learn_one(zero)
-        self._series[key] = _SeriesState(series_meta(key), detectors, start, family=family.name,
-                                         learned=index, seq=self._created)
-        self._created += 1
-        if self._eager_keys is not None and family.name in self._eager_families:
-            self._eager_keys[key] = None
+        warmed: dict[str, bytes | None] = {}
+        for key in keys:
+            family = self.catalog.family_of(key)
+            direction = family.direction
+            detectors: dict[str, Detector] | None = None
+            blob = warmed.get(direction)
+            if blob is not None:
+                detectors = self._packer.unpack(blob, direction)[1]
+            else:
+                detectors = {n: self._fresh(n, direction) for n in self._prototypes["series"]}
+                # the partition was live and this series had no declaration: its
+                # history is zeros, and a new route shipping every day is news
+                for i in range(history, 0, -1):
+                    zero = {"value": 0.0, "t": grid.shift(start, -i)}
+                    for detector in detectors.values():
+                        detector.learn_one(zero)
+                if direction not in warmed:
+                    try:
+                        warmed[direction] = self._packer.pack([], detectors, direction)
+                    except NotPackable:
+                        warmed[direction] = None
+            self._series[key] = _SeriesState(series_meta(key), detectors, start, family=family.name,
+                                             learned=index, seq=self._created)
+            self._created += 1
+            if self._eager_keys is not None and family.name in self._eager_families:
+                self._eager_keys[key] = None
+            if self._by_last is not None:
+                self._by_last.setdefault(start, {})[key] = None
 
     def state_version(self) -> str:
         """``LINEAGE+N``: the models' origin and the windows they have scored since.
@@ -356,8 +482,9 @@ class Scoring:
         when they next have data), so between closes a quiet series' detectors are
         behind the partition. Their alerts do not depend on when they catch up; call
         this before reading detector state directly (tests, explanations, a snapshot
-        meant for inspection).
+        meant for inspection). Packed quiet series become live (until the next close).
         """
+        self._unpack_all()
         for state in self._series.values():
             if state.learned < self._windows_seen:
                 self._catch_up(state, self._windows_seen, last=self._windows_seen - 1)
@@ -440,17 +567,38 @@ class Scoring:
     # -- housekeeping ----------------------------------------------------------------
 
     def evict(self, window_start: float) -> list[str]:
-        """Forget series without an event for ``windows.idle_series``; their keys."""
+        """Forget series without an event for ``windows.idle_series``; their keys.
+
+        Costs the series evicted (an index of series by the window of their last data),
+        not a scan of every series; the index is rebuilt once after a restore.
+        """
         horizon = self.plan.grid.shift(window_start, -self.plan.idle_series_windows)
+        by_last = self._by_last
+        if by_last is None:
+            by_last = self._by_last = {}
+            for key, state in self._series.items():
+                by_last.setdefault(state.last_window, {})[key] = None
+            for table in self._packed.values():
+                for key, blob in table.items():
+                    by_last.setdefault(self._packer.header(blob)[0], {})[key] = None
         evicted = []
-        for table in (self._series, self._passthrough):
-            stale = [k for k, s in table.items() if s.last_window < horizon]
-            for k in stale:
-                del table[k]
-            evicted += stale
+        for start in [t for t in by_last if t < horizon]:
+            for key in by_last.pop(start):
+                if self._series.pop(key, None) is None:
+                    table = self._packed_table(key)
+                    if table is not None:
+                        del table[key]
+                evicted.append(key)
+        stale = [k for k, s in self._passthrough.items() if s.last_window < horizon]
+        for k in stale:
+            del self._passthrough[k]
         if self._eager_keys is not None:
             for k in evicted:
                 self._eager_keys.pop(k, None)
+        if self._live_lazy is not None:
+            for k in evicted:
+                self._live_lazy.pop(k, None)
+        evicted += stale
         # a live series had data at or after the horizon and learned every window up to
         # it: the empty windows it may still have to learn all start after the horizon
         scored = self._scored
@@ -466,12 +614,25 @@ class Scoring:
         counts = dict.fromkeys(self.catalog.names, 0)
         for state in self._series.values():
             counts[state.family] = counts.get(state.family, 0) + 1
+        for family, table in self._packed.items():
+            counts[family] = counts.get(family, 0) + len(table)
         counts["passthrough"] = len(self._passthrough)
         return counts
 
     def state_bytes_by_detector(self, sample: int = 50) -> dict[str, float]:
-        """Estimated total state bytes per detector, from a sample of series (pickling is slow)."""
+        """Estimated total state bytes per detector, from a sample of series (pickling is slow).
+
+        A live series counts its detectors pickled, a packed one its packed bytes.
+        """
         totals: dict[str, float] = {}
+        for blobs in self._packed.values():
+            if not blobs:
+                continue
+            picked = list(itertools.islice(blobs.values(), 0, None, max(1, len(blobs) // sample)))
+            sizes = [self._packer.detector_bytes(b) for b in picked]
+            for name in sizes[0]:
+                mean = sum(size.get(name, 0) for size in sizes) / len(sizes)
+                totals[name] = totals.get(name, 0.0) + mean * len(blobs)
         for table in (self._series, self._passthrough):
             states = list(table.values())
             if not states:

@@ -84,10 +84,13 @@ def test_a_quiet_series_is_not_touched_until_it_has_data_again() -> None:
     windows = list(_windows(plan))
     for w in windows[:10]:
         scoring.score_series(w, lambda name, key: 0.99)
-    state = scoring._series[quiet]
-    before = state.detectors["volume"]._n
-    assert state.learned == 1 and scoring._series[busy].learned == 10
+    assert quiet not in scoring._series  # quiet since window 1: packed, not live
+    blob = scoring._packed["hs6"][quiet]
+    (_, _, learned, _), detectors = scoring._packer.unpack(blob, "up")
+    before = detectors["volume"]._n
+    assert learned == 1 and scoring._series[busy].learned == 10
     scoring.score_series(windows[10], lambda name, key: 0.99)
+    state = scoring._series[quiet]
     assert state.learned == 11
     assert state.detectors["volume"]._n == before + 10  # 9 missed empty windows + this one
 

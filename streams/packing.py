@@ -1,0 +1,198 @@
+"""A quiet series' detectors as a few hundred bytes of plain data, and back.
+
+A partition holds up to a million series, and most of them are quiet: a series
+without a declaration in the last closed window is not touched again until it
+has data (:mod:`streams.scoring`, "Quiet series"). Live, a series' detectors are
+Python objects (a ``__dict__`` per detector and part, a boxed float per number,
+the spike detector's 768-byte bit table): about 8 KB of RSS. Packed, they are the
+*learned* values only, as one msgpack array: the parameters are those of the
+detector's pristine prototype (the same for every series of a family direction),
+so they are not repeated. About 0.5 KB.
+
+:class:`DetectorPacker` is built from the untrained prototypes. For each it
+derives a *layout* once: the prototype's attributes in order, each either a
+parameter (copied from the prototype when unpacking), a part (a
+:class:`detectors.base.Part`, laid out in turn) or a learned value. Packing
+writes the learned values in layout order; unpacking builds an instance of the
+same class with ``object.__new__``, the prototype's parameters and the decoded
+values, in the prototype's attribute order, so an unpacked detector is
+indistinguishable from the one packed (river's ``clone()``/``_get_params`` and the
+state codec see the same object). Only plain data is ever decoded (numbers,
+strings, bytes, lists): like :mod:`streams.state_codec`, a packed series can
+never run code. A learned value of another type (an object) makes
+:meth:`DetectorPacker.pack` raise :class:`NotPackable`: the series stays live.
+
+Tuples and bytearrays come back as tuples and bytearrays (the prototype's type
+says which); a mostly-zero bytearray (a bit table) is written as the positions
+and values of its non-zero bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from detectors.base import Detector, Part
+
+__all__ = ["DetectorPacker", "NotPackable"]
+
+#: Layout entry kinds.
+_PARAM, _PART, _VALUE, _TUPLE, _BYTES = range(5)
+#: A bytearray with at most this share of non-zero bytes is written sparse.
+_SPARSE_SHARE = 0.3
+_IMMUTABLE = (int, float, str, bool, bytes, type(None))
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+class NotPackable(ValueError):
+    """A detector holds state this packer does not write (it stays live)."""
+
+
+class _Layout:
+    """How one prototype (detector or part) is laid out: class, and per attribute what it is.
+
+    Packing and unpacking run once per touched series and close, so both are a few
+    C-level dict operations: the learned values are read with one ``itemgetter`` and
+    written by updating a copy of the prototype's attribute dict (which keeps its
+    order); only parts, tuples and bytearrays are converted one by one.
+    """
+
+    __slots__ = ("cls", "template", "names", "get", "special", "mutable_params")
+
+    def __init__(self, obj: Any) -> None:
+        self.cls = type(obj)
+        params = set(obj._get_params()) if hasattr(obj, "_get_params") else set()
+        #: The prototype's attributes in order: parameters with their values, learned ones None.
+        self.template: dict[str, Any] = {}
+        #: Learned attribute names, in layout order, and their positions that need converting.
+        names: list[str] = []
+        special: list[tuple[int, str, int, Any]] = []
+        mutable: list[str] = []
+        for attr, value in vars(obj).items():
+            if isinstance(value, Part):
+                special.append((len(names), attr, _PART, _Layout(value)))
+            elif attr in params:
+                self.template[attr] = value
+                if not isinstance(value, _IMMUTABLE):
+                    mutable.append(attr)
+                continue
+            elif isinstance(value, tuple):
+                special.append((len(names), attr, _TUPLE, None))
+            elif isinstance(value, bytearray):
+                special.append((len(names), attr, _BYTES, None))
+            self.template[attr] = None
+            names.append(attr)
+        self.names = tuple(names)
+        self.get = operator.itemgetter(*names) if len(names) > 1 else (lambda d, n=names[0]: (d[n],))
+        self.special = tuple(special)
+        self.mutable_params = tuple(mutable)
+
+    def values(self, obj: Any) -> list[Any]:
+        """The learned values of ``obj`` in layout order (parts nested)."""
+        out = list(self.get(obj.__dict__))
+        for i, _, kind, sub in self.special:
+            if kind == _PART:
+                out[i] = sub.values(out[i])
+            elif kind == _BYTES:
+                out[i] = _sparse(out[i])
+        return out
+
+    def build(self, values: list[Any]) -> Any:
+        """A new instance with the prototype's parameters and ``values``."""
+        if len(values) != len(self.names):
+            raise ValueError(f"packed {self.cls.__name__}: {len(values)} values, "
+                             f"expected {len(self.names)}")
+        d = self.template.copy()
+        d.update(zip(self.names, values))
+        for i, attr, kind, sub in self.special:
+            if kind == _PART:
+                d[attr] = sub.build(values[i])
+            elif kind == _TUPLE:
+                d[attr] = tuple(values[i])
+            else:
+                d[attr] = _dense(values[i])
+        for attr in self.mutable_params:
+            d[attr] = copy.deepcopy(d[attr])
+        obj = object.__new__(self.cls)
+        obj.__dict__ = d
+        return obj
+
+
+def _sparse(b: bytearray) -> Any:
+    """``b`` as bytes, or ``[size, positions (uint16 LE), values]`` when mostly zeros."""
+    a = np.frombuffer(b, dtype=np.uint8)
+    nz = np.flatnonzero(a)
+    if len(a) > 65535 or len(nz) > _SPARSE_SHARE * len(a):
+        return bytes(b)
+    return [len(a), nz.astype("<u2").tobytes(), a[nz].tobytes()]
+
+
+def _dense(v: Any) -> bytearray:
+    if type(v) is bytes:
+        return bytearray(v)
+    size, positions, values = v
+    out = np.zeros(size, dtype=np.uint8)
+    out[np.frombuffer(positions, dtype="<u2")] = np.frombuffer(values, dtype=np.uint8)
+    return bytearray(out.tobytes())
+
+
+class DetectorPacker:
+    """Packs and unpacks a series' detectors against the prototypes they were made from.
+
+    ``prototypes`` maps ``(detector name, direction)`` to the untrained detector a
+    series of that direction starts from; ``(name, "up")`` is the fallback, as in
+    :meth:`streams.scoring.Scoring._fresh`.
+    """
+
+    def __init__(self, prototypes: Mapping[tuple[str, str], Detector]) -> None:
+        self._layouts = {key: _Layout(d) for key, d in prototypes.items()}
+
+    def _layout(self, name: str, direction: str) -> _Layout:
+        return self._layouts.get((name, direction)) or self._layouts[(name, "up")]
+
+    def pack(self, header: list[Any], detectors: Mapping[str, Detector], direction: str) -> bytes:
+        """``header`` (plain values) and the learned state of ``detectors`` as one blob."""
+        body = []
+        for name, d in detectors.items():
+            layout = self._layout(name, direction)
+            if type(d) is not layout.cls:
+                raise NotPackable(f"{name}: a {type(d).__name__}, not a {layout.cls.__name__}")
+            body.append([name, layout.values(d)])
+        try:
+            return _encode([*header, body])
+        except TypeError as exc:
+            raise NotPackable(str(exc)) from None
+
+    @staticmethod
+    def header(blob: bytes) -> list[Any]:
+        """The header :meth:`pack` was given (without building any detector)."""
+        return _decode(blob)[:-1]
+
+    def unpack(self, blob: bytes, direction: str) -> tuple[list[Any], dict[str, Detector]]:
+        """``(header, detectors)`` from a blob :meth:`pack` wrote."""
+        tree = _decode(blob)
+        return tree[:-1], {name: self._layout(name, direction).build(values) for name, values in tree[-1]}
+
+    def detector_bytes(self, blob: bytes) -> dict[str, int]:
+        """Packed bytes per detector in ``blob`` (for the state-size metric)."""
+        return {name: len(_encode(values)) for name, values in _decode(blob)[-1]}
+
+    def fresh_values(self, name: str, direction: str, prototype: Detector) -> list[Any]:
+        """The packed learned values of an untrained ``prototype`` (a detector started fresh)."""
+        return self._layout(name, direction).values(prototype)
+
+    @staticmethod
+    def edit(blob: bytes, keep: Iterable[str], fresh: Mapping[str, list[Any]]) -> bytes:
+        """``blob`` with the detectors in ``keep`` kept (in ``fresh``'s order) and the other
+        names of ``fresh`` started from their given values; detectors in neither are dropped."""
+        tree = _decode(blob)
+        old = dict((name, values) for name, values in tree[-1])
+        kept = set(keep)
+        tree[-1] = [[n, old[n] if n in kept and n in old else v] for n, v in fresh.items()]
+        return _encode(tree)

@@ -1,0 +1,89 @@
+"""A packed series unpacks to exactly the detectors it was packed from, and packed is small."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from typing import Any
+
+import pytest
+
+from detectors.base import Part
+from detectors.registry import build
+from streams.packing import DetectorPacker, NotPackable
+
+DAY = 86_400.0
+SERIES_KINDS = {"volume": {}, "volume_down": {"direction": "down"}, "spike": {},
+                "spike_up_log": {"transform": "log1p", "direction": "up"}, "changepoint": {}}
+
+
+def _kind(name: str) -> str:
+    return name.split("_")[0]
+
+
+def _trained(name: str, seed: int, days: int) -> Any:
+    d = build(_kind(name), SERIES_KINDS[name])
+    rng = random.Random(seed)
+    for day in range(days):
+        d.learn_one({"value": rng.lognormvariate(10, 1) if rng.random() < 0.5 else 0.0, "t": day * DAY})
+    return d
+
+
+def _same(a: Any, b: Any, path: str = "") -> None:
+    """Equal values of equal types, attribute by attribute, in the same attribute order."""
+    assert type(a) is type(b), path
+    if isinstance(a, Part) or hasattr(a, "learn_one"):
+        assert list(vars(a)) == list(vars(b)), path
+        for k in vars(a):
+            _same(vars(a)[k], vars(b)[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b), path
+    else:
+        assert a == b, path
+
+
+@pytest.fixture(scope="module")
+def packer() -> DetectorPacker:
+    return DetectorPacker({(name, "up"): build(_kind(name), SERIES_KINDS[name]) for name in SERIES_KINDS})
+
+
+@pytest.mark.parametrize("days", [0, 1, 5, 40, 200])
+def test_unpacking_gives_back_every_learned_value_with_its_type(packer: DetectorPacker, days: int) -> None:
+    detectors = {name: _trained(name, seed=days, days=days) for name in SERIES_KINDS}
+    header, unpacked = packer.unpack(packer.pack([1.5, 0.25, 7, 3], detectors, "up"), "up")
+    assert header == [1.5, 0.25, 7, 3]
+    assert list(unpacked) == list(detectors)
+    for name in detectors:
+        _same(detectors[name], unpacked[name], name)
+        # and it carries on alike: same scores and the same state after more data
+        x = {"value": 3e5, "t": (days + 1) * DAY}
+        assert unpacked[name].score_one(x) == detectors[name].score_one(x)
+        unpacked[name].learn_one(x)
+        detectors[name].learn_one(x)
+        _same(detectors[name], unpacked[name], name)
+
+
+def test_an_unpacked_detector_keeps_rivers_contract(packer: DetectorPacker) -> None:
+    spike = _trained("spike", seed=1, days=30)
+    _, unpacked = packer.unpack(packer.pack([], {"spike": spike}, "up"), "up")
+    again = unpacked["spike"]
+    assert again._get_params() == spike._get_params()
+    assert repr(again.clone()) == repr(spike.clone())
+    assert again.baseline is not spike.baseline and again.novelty._seen is not spike.novelty._seen
+
+
+def test_packed_state_is_a_small_fraction_of_the_pickled_one(packer: DetectorPacker) -> None:
+    detectors = {name: _trained(name, seed=2, days=60) for name in ("volume", "spike", "changepoint")}
+    packed = len(packer.pack([0.0, 0.0, 0, 0], detectors, "up"))
+    pickled = sum(len(pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)) for d in detectors.values())
+    assert packed < pickled / 2
+
+
+def test_a_detector_of_another_class_is_not_packed(packer: DetectorPacker) -> None:
+    with pytest.raises(NotPackable):
+        packer.pack([], {"volume": build("changepoint", {})}, "up")
