@@ -98,6 +98,10 @@ TICK_SECONDS = 1.0
 LAG_FRESH_SECONDS = 5.0
 #: A clean shutdown waits this long at most to save the state learned since the last save.
 SHUTDOWN_SAVE_SECONDS = 10.0
+#: A partition is saved again no sooner than this many times the last saves of all
+#: partitions took together: saving (a whole state serialised, in the loop) then costs
+#: at most about a tenth of the worker's time, however large the state grows.
+SAVE_COST_FACTOR = 10.0
 
 
 def _broker_url(bootstrap_servers: str) -> str:
@@ -134,6 +138,8 @@ class WorkerLoop:
         self._saved_at: dict[int, int] = {}
         #: partition -> monotonic time of its last save
         self._saved_when: dict[int, float] = {}
+        #: partition -> seconds its last save took (the floor of the save interval)
+        self._save_took: dict[int, float] = {}
         #: True between handling records and the broker acknowledging their output:
         #: state saved then would hold windows whose alerts may never be published.
         self._undelivered = False
@@ -333,15 +339,18 @@ class WorkerLoop:
 
         At most once per ``worker.state_save_interval_seconds`` per partition: a
         save serialises the partition's whole state, and a fast stream closes a
-        window every few batches. Skipping a save is safe: a restart replays the
-        records after the last saved state and re-raises their alerts with the same
-        ids. The tick offers every partition again, so the last windows of a stream
-        are saved once the interval has passed.
+        window every few batches. With a large state the interval stretches to
+        :data:`SAVE_COST_FACTOR` times what the last saves took, so saving never
+        crowds out the records (an interval of 0, saving every batch, is kept as
+        set). Skipping a save is safe: a restart replays the records after the
+        last saved state and re-raises their alerts with the same ids. The tick
+        offers every partition again, so the last windows of a stream are saved
+        once the interval has passed.
         """
         if self.store is None:
             return
         now = time.monotonic()
-        interval = self.settings.worker.state_save_interval_seconds
+        interval = self.save_interval()
         for partition, topic in partitions.items():
             pipeline = self.handler.pipelines.get(partition)
             if pipeline is None or pipeline.windows_closed <= self._saved_at.get(partition, -1):
@@ -349,6 +358,14 @@ class WorkerLoop:
             if now - self._saved_when.get(partition, -math.inf) < interval:
                 continue
             await self._save(topic, partition)
+
+    def save_interval(self) -> float:
+        """Seconds between two saves of a partition: the configured interval, stretched to
+        :data:`SAVE_COST_FACTOR` times the last saves of every partition."""
+        configured = self.settings.worker.state_save_interval_seconds
+        if configured == 0:
+            return 0.0
+        return max(configured, SAVE_COST_FACTOR * sum(self._save_took.values()))
 
     async def _save(self, topic: str, partition: int) -> None:
         """Save one partition's state; a failed save is retried and blocks the commit."""
@@ -360,7 +377,9 @@ class WorkerLoop:
         try:
             while True:
                 try:
+                    started = time.monotonic()
                     await self.store.save(topic, partition, pipeline, next_offset=position)
+                    self._save_took[partition] = time.monotonic() - started
                     break
                 except Exception as err:  # noqa: BLE001 - retried; offsets stay uncommitted
                     self.metrics.publish_failures.labels(kind="state").inc()
@@ -491,6 +510,7 @@ class WorkerLoop:
                                            timeout=SHUTDOWN_SAVE_SECONDS)
                 except Exception:  # noqa: BLE001 - the next owner replays from the older state
                     log.exception("could not save %s[%d] on revoke", tp.topic, tp.partition)
+                self._save_took.pop(tp.partition, None)  # no longer ours to save
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
         """Resume each newly assigned partition from its saved state, or start it cold.

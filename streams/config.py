@@ -240,6 +240,8 @@ class WorkerSettings(_Section):
     #: A partition's state is saved at most this often (and only after it closed a
     #: window): a save serialises its whole state. A restart replays the records
     #: since the last save, so a longer interval costs replay time, never alerts.
+    #: The worker stretches it to ten times what its last saves took (a large
+    #: state); 0 saves after every batch.
     state_save_interval_seconds: NonNegative = 5.0
 
 
