@@ -319,7 +319,7 @@ def test_main_prints_and_writes(tmp_path, capsys, monkeypatch, hand) -> None:
     monkeypatch.setattr(
         ev,
         "evaluate",
-        lambda labelled, settings, mode: score(
+        lambda labelled, settings, mode, jobs=1: score(
             alerts, labelled.truths, declarations=100_007, roles=ROLES, set_name="hand", mode=mode
         ),
     )
