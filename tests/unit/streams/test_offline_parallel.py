@@ -36,9 +36,9 @@ def _settings() -> Settings:
 def records() -> list[bytes]:
     """Three months of generated trade with a spike and a partition outage, then trouble:
     a malformed record, a duplicate, and a record from a window closed long ago."""
-    config = StreamConfig(seed=5, start=dt.date(2022, 1, 10), days=80, daily_declarations=90.0)
-    scenarios = [scenario_by_name("ic_spike_de_kg_ru", onset_day=60),
-                 scenario_by_name("trap_data_gap_partition", onset_day=70, partitions=4)]
+    config = StreamConfig(seed=5, start=dt.date(2022, 1, 10), days=66, daily_declarations=60.0)
+    scenarios = [scenario_by_name("ic_spike_de_kg_ru", onset_day=50),
+                 scenario_by_name("trap_data_gap_partition", onset_day=58, partitions=4)]
     stream = list(SyntheticStream(config, scenarios).records())
     middle = len(stream) // 2
     return (stream[:middle] + [b'{"schema_version": 1, "declaration_id": 7}', stream[middle - 1]]
