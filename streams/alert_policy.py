@@ -24,7 +24,7 @@ from streams.alerts import VALUE_UNIT, alert_severity, make_alert, ranking
 from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import Influencer, TradeAlert
-from streams.evidence import Ledger, heavy_floor, record, support, sweep, window_weight
+from streams.evidence import Ledger, heavy_floor, passes, record, support, sweep, window_weight
 from streams.feedback import FeedbackTable
 from streams.metrics import PipelineMetrics
 from streams.scoring import Finding
@@ -112,28 +112,27 @@ class AlertPolicy:
 
     def _enough_evidence(self, f: Finding) -> bool:
         """Whether a series surge has the evidence to be published (:mod:`streams.evidence`):
-        its window's weighed declarations plus those of its series' over-threshold windows
-        within ``alerts.persistence`` reach ``alerts.min_declarations``, or its excess is
+        enough declarations carry its window's excess, alone or added to those of its
+        series' over-threshold windows within ``alerts.persistence``; or its excess is
         heavy for its tier. Notes the window in the ledger either way."""
         rules = self.settings.alerts
         if rules.min_declarations <= 0:
             return True
         x = f.explanation
-        weight = window_weight(f.count, float(x.observed), float(x.expected_high), f.largest_eur,
-                               rules.discount_largest)
+        weight = window_weight(f.count, float(x.observed), float(x.expected_high), f.top_eur,
+                               rules.weigh_declarations)
         if weight <= 0:
             return False  # an empty window: the scoring may skip those (see its docstring)
         span, between = self.plan.persistence_windows, self.plan.grid.count
         key, start = f.meta.key, f.window_start
+        earlier = 0
         if span > 0:
             if start - self._swept_at > span * self.plan.grid.shortest_seconds:
                 sweep(self._evidence, start, span, between)
                 self._swept_at = start
             earlier = support(self._evidence, key, start, span, between)
             record(self._evidence, key, start, weight)
-        else:
-            earlier = 0
-        if weight + earlier >= rules.min_declarations:
+        if passes(weight, earlier, rules.min_declarations, rules.persistence_min_declarations):
             return True
         if f.unit != VALUE_UNIT:
             return False

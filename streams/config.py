@@ -254,27 +254,28 @@ class AlertSettings(_Section):
     #: "chpl": publish alerts on Common High Priority List goods only (the mission);
     #: "all": every product. Out-of-scope scores are still counted as suppressed.
     scope: Literal["chpl", "all"] = "chpl"
-    #: Evidence: a series surge needs at least this many declarations behind it. One or
-    #: two shipments are how sparse routes look, not a pattern; but a sparse lane that
-    #: stays over threshold window after window adds up its evidence (``persistence``),
-    #: and one shipment carrying the whole excess is a one-off (``discount_largest``).
-    #: See :mod:`streams.evidence`. 0: no evidence rule.
+    #: Evidence (:mod:`streams.evidence`): a series surge is published on its window
+    #: alone when at least this many declarations carry its excess. One or two
+    #: shipments are how sparse routes look, not a pattern. 0: no evidence rule.
     min_declarations: Annotated[int, msgspec.Meta(ge=0)] = 3
-    #: The declarations of the same series' windows that were over threshold (any
-    #: detector, surge side) within this long before a window count towards its
-    #: evidence: a lane shipping once a day that surges three days running has three
-    #: declarations behind it. "0s": the window's own declarations only. Unset: 3d,
-    #: at least one window.
+    #: Count only the declarations that carry a window's excess (the fewest of its
+    #: largest whose removal brings it back into range): three declarations of which
+    #: one big order holds the whole excess are one shipment's doing. false: count all.
+    weigh_declarations: bool = True
+    #: Persistence: the same series' windows over threshold (any detector, surge side)
+    #: within this long before a window add their carrying declarations to its own; a
+    #: run of windows is published once the sum reaches ``persistence_min_declarations``.
+    #: A lane shipping once a day that surges four days running has four. "0s": each
+    #: window alone. Unset: 3d, at least one window.
     persistence: Duration | None = None
-    #: A window's own declarations count as evidence only when its excess survives
-    #: without its largest declaration; otherwise the window counts as one declaration
-    #: (one shipment, however large, is a one-off: the trap of a single big order).
-    discount_largest: bool = True
+    #: The declarations a run of over-threshold windows must add up to. One more than
+    #: a single window needs by default: a sparse lane's ordinary bursts come in pairs
+    #: of windows far more often than its surges do.
+    persistence_min_declarations: Annotated[int, msgspec.Meta(ge=1)] = 4
     #: Heavy sparse evidence: a surge backed by fewer declarations is still published
     #: when its excess above the expected range reaches this multiple of its goods'
-    #: materiality floor (``min_excess_eur_chpl`` / ``min_excess_eur_other``), with the
-    #: floor of CHPL tiers 1 and 2 (electronics the battlefield depends on) halved.
-    #: 0: off (only declarations and persistence count).
+    #: materiality floor (``min_excess_eur_chpl`` / ``min_excess_eur_other``), the floor
+    #: of CHPL tiers 1 and 2 halved. 0: off (only declarations and persistence count).
     heavy_excess_factor: NonNegative = 0.0
     #: Materiality: a series surge in EUR is published only when its value above the
     #: expected range (``excess_eur``) reaches this much, for goods on the Common High

@@ -7,15 +7,19 @@ and no single window ever holds three. And it passes the commonest false surge o
 lumpy lane: three declarations, one of them a single large order that carries the
 whole excess (a one-off, however improbable). So the alert policy weighs:
 
-* **one-offs**: a window whose excess vanishes without its largest declaration
-  (``observed - largest <= expected_high``) is a single shipment's doing; its
-  declarations count as one (``alerts.discount_largest``);
-* **persistence**: the evidence of a window adds the (weighed) declarations of its
-  series' earlier windows that were over threshold too, within ``alerts.persistence``
-  (any detector, surge side): a surge that lasts accumulates what one window lacks;
+* **carrying declarations** (``alerts.weigh_declarations``): a window counts the
+  fewest of its largest declarations whose removal brings it back into its expected
+  range (``observed - top_1 - ... - top_k <= expected_high``): a surge that vanishes
+  without one big order is one shipment's doing, however many small ones came along;
+* **persistence**: the series' earlier windows that were over threshold too, within
+  ``alerts.persistence`` (any detector, surge side), add their carrying declarations;
+  such a run is published once the sum reaches ``alerts.persistence_min_declarations``,
+  one more than a window alone needs (``alerts.min_declarations``), because a sparse
+  lane's ordinary bursts come in pairs of windows far more often than its surges do;
 * **value for its tier**: with ``alerts.heavy_excess_factor``, a surge whose excess
   reaches that multiple of its goods' materiality floor (halved for CHPL tiers 1 and 2)
-  is published on thinner evidence.
+  is published on thinner evidence (off in the shipped config: on the synthetic full
+  set it tripled the false alerts).
 
 A window without declarations never has evidence for a surge (the scoring relies on it
 to skip quiet series: :mod:`streams.scoring`, "Quiet series").
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Ledger", "heavy_floor", "record", "support", "sweep", "window_weight"]
+__all__ = ["Ledger", "heavy_floor", "passes", "record", "support", "sweep", "window_weight"]
 
 #: series key -> {window start: weighed declarations of that over-threshold window}.
 Ledger = dict[str, dict[float, int]]
@@ -37,21 +41,29 @@ Ledger = dict[str, dict[float, int]]
 PRIORITY_TIERS = frozenset({"1", "2"})
 
 
-def window_weight(count: int, observed: float, expected_high: float, largest: float,
-                  discount_largest: bool = True) -> int:
-    """The declarations a window's own evidence is worth.
+def window_weight(count: int, observed: float, expected_high: float,
+                  top: tuple[float, ...] | list[float], weigh: bool = True) -> int:
+    """The declarations that carry a window's excess (``top``: its largest values, largest
+    first); ``count`` when even without all of ``top`` it stays over range, or unweighed.
 
-    >>> window_weight(3, observed=100.0, expected_high=40.0, largest=20.0)
+    >>> window_weight(3, observed=100.0, expected_high=10.0, top=(34.0, 33.0, 33.0))
     3
-    >>> window_weight(3, observed=100.0, expected_high=40.0, largest=70.0)  # one big order
+    >>> window_weight(3, observed=100.0, expected_high=40.0, top=(70.0, 20.0, 10.0))  # one big order
     1
-    >>> window_weight(0, observed=0.0, expected_high=40.0, largest=0.0)
+    >>> window_weight(5, observed=100.0, expected_high=40.0, top=(30.0, 25.0, 20.0))  # the rest is small
+    3
+    >>> window_weight(0, observed=0.0, expected_high=40.0, top=())
     0
     """
     if count <= 0:
         return 0
-    if discount_largest and count > 1 and observed - largest <= expected_high:
-        return 1
+    if not weigh:
+        return count
+    rest = observed
+    for k, value in enumerate(top, start=1):
+        rest -= value
+        if rest <= expected_high:
+            return min(k, count)
     return count
 
 
@@ -96,3 +108,15 @@ def heavy_floor(tier: str, floor_chpl: float, floor_other: float, factor: float)
     if factor <= 0 or floor <= 0:
         return float("inf")
     return factor * floor * (0.5 if tier in PRIORITY_TIERS else 1.0)
+
+
+def passes(weight: int, earlier: int, min_declarations: int, run_min_declarations: int) -> bool:
+    """Whether a window of ``weight`` carrying declarations, after ``earlier`` ones in its
+    series' recent over-threshold windows, has the evidence to be published.
+
+    >>> passes(3, 0, 3, 4), passes(2, 0, 3, 4), passes(2, 1, 3, 4), passes(2, 2, 3, 4)
+    (True, False, False, True)
+    """
+    if weight <= 0:
+        return False
+    return weight >= min_declarations or (earlier > 0 and weight + earlier >= run_min_declarations)

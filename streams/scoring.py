@@ -103,9 +103,9 @@ class Finding:
     ids: list[str]
     #: Replaces the series key in the alert id (per-declaration findings).
     id_key: str | None = None
-    #: The value (EUR) of the window's largest declaration (series findings): whether
-    #: one shipment carries the whole excess (:mod:`streams.evidence`).
-    largest_eur: float = 0.0
+    #: The values (EUR) of the window's largest declarations, largest first (series
+    #: findings): how many shipments carry the excess (:mod:`streams.evidence`).
+    top_eur: tuple[float, ...] = ()
 
 
 def _spec_signatures(settings: Settings) -> dict[str, str]:
@@ -402,7 +402,7 @@ class Scoring:
                 findings.append(Finding(
                     name, state.meta, family.direction, family.is_rollup, start,
                     explanation, line, "EUR", count=agg.count, ids=agg.top_declarations(),
-                    largest_eur=max(agg.top)[0] if agg.top else 0.0))
+                    top_eur=tuple(sorted((v for v, _ in agg.top), reverse=True))))
         state.activity += self._activity_rate * ((1.0 if agg.count else 0.0) - state.activity)
 
     def score_passthrough(self, window: ClosedWindow, flows: dict[str, list[float]],
