@@ -471,6 +471,15 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     return load_settings_text(text, env=env, source=str(path))
 
 
+def _check_evidence(a: AlertSettings) -> None:
+    """A run of windows never needs less evidence than one window (streams/evidence.py)."""
+    if a.min_declarations > 0 and a.persistence_min_declarations < a.min_declarations:
+        raise ConfigError("alerts.persistence_min_declarations",
+                          f"{a.persistence_min_declarations} is below alerts.min_declarations "
+                          f"({a.min_declarations}): a run of windows would be published on less "
+                          "evidence than one window; use at least min_declarations")
+
+
 def load_settings_text(
     text: str, env: Mapping[str, str] | None = None, source: str = "<string>"
 ) -> Settings:
@@ -489,6 +498,7 @@ def load_settings_text(
     settings = _convert(raw, Settings, "")
     check_kafka(settings.kafka)
     settings = check_windows(settings, renamed, dedup_given)
+    _check_evidence(settings.alerts)
     if detectors is not None:
         if not isinstance(detectors, dict):
             raise ConfigError("detectors", "must be a table of [detectors.<name>] sections")

@@ -181,6 +181,11 @@ def test_a_run_of_no_declarations_is_refused_with_its_path() -> None:
         load_settings_text("[alerts]\npersistence_min_declarations = 0\n")
 
 
+def test_a_run_that_needs_less_than_one_window_is_refused_with_its_path() -> None:
+    with pytest.raises(ConfigError, match="alerts.persistence_min_declarations.*below"):
+        load_settings_text("[alerts]\nmin_declarations = 5\npersistence_min_declarations = 4\n")
+
+
 def test_persistence_is_whole_windows_of_the_grid() -> None:
     assert window_plan(load_settings_text('[alerts]\npersistence = "3d"\n')).persistence_windows == 3
     weekly = load_settings_text('[windows]\ncalendar = "week"\n[alerts]\npersistence = "14d"\n')
