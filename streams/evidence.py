@@ -19,7 +19,7 @@ whole excess (a one-off, however improbable). So the alert policy weighs:
 * **value for its tier**: with ``alerts.heavy_excess_factor``, a surge whose excess
   reaches that multiple of its goods' materiality floor (halved for CHPL tiers 1 and 2)
   is published on thinner evidence (off in the shipped config: on the synthetic full
-  set it tripled the false alerts).
+  set it multiplied the false alerts tenfold).
 
 A window without declarations never has evidence for a surge (the scoring relies on it
 to skip quiet series: :mod:`streams.scoring`, "Quiet series").
