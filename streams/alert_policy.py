@@ -4,10 +4,10 @@ The third of the pipeline's three jobs (features -> scoring -> alert policy), as
 river's ``ThresholdFilter`` acts on a detector's scores without being the detector:
 thresholds with their per-series overrides, the series family's direction, the
 evidence behind a series surge (declarations weighed for one-offs and persistence,
-:mod:`streams.evidence`; and the EUR above the expected range by CHPL or not), the scope (CHPL goods only), the cooldown per
-detector and series, severity (from the ranking figures and the CHPL tier,
-:func:`streams.alerts.alert_severity`), the cap after an upstream
-data gap, and the minimum severity published. Every finding it turns down is
+:mod:`streams.evidence`; and the EUR above the expected range by CHPL or not), the
+scope (CHPL goods only), the cooldown per detector and series, severity (from the
+ranking figures and the CHPL tier, :func:`streams.alerts.alert_severity`), the cap
+after an upstream data gap, and the minimum severity published. Every finding it turns down is
 counted in ``tradewatch_alerts_suppressed`` with its reason.
 """
 

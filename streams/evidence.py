@@ -48,9 +48,9 @@ def window_weight(count: int, observed: float, expected_high: float,
 
     >>> window_weight(3, observed=100.0, expected_high=10.0, top=(34.0, 33.0, 33.0))
     3
-    >>> window_weight(3, observed=100.0, expected_high=40.0, top=(70.0, 20.0, 10.0))  # one big order
+    >>> window_weight(3, observed=100.0, expected_high=40.0, top=(70.0, 20.0, 10.0))  # one order
     1
-    >>> window_weight(5, observed=100.0, expected_high=40.0, top=(30.0, 25.0, 20.0))  # the rest is small
+    >>> window_weight(5, observed=100.0, expected_high=40.0, top=(30.0, 25.0, 20.0))  # 2 small
     3
     >>> window_weight(0, observed=0.0, expected_high=40.0, top=())
     0

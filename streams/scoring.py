@@ -30,7 +30,8 @@ update allows it) and its activity share decays in closed form. This skips only 
 *scoring* of empty windows, and that is safe where no finding of an empty window can
 become an alert: in a family with ``direction = "up"`` the alert policy turns down a
 finding below expectation (``other_direction``) and one above it without evidence
-(``too_few_declarations``: :mod:`streams.evidence`; an empty window never has any). Families watching drops (``"down"``, ``"both"``), and every family when
+(``too_few_declarations``: :mod:`streams.evidence`; an empty window never has any).
+Families watching drops (``"down"``, ``"both"``), and every family when
 ``min_declarations = 0``, keep being scored every window (:attr:`Scoring.lazy_close`
 turns the whole behaviour off: the eager reference the tests compare against).
 """

@@ -70,7 +70,8 @@ def test_a_surge_that_rests_on_one_big_order_counts_as_one_declaration() -> None
 
 def test_small_declarations_that_came_along_do_not_count() -> None:
     # five declarations; the largest three carry the excess, the other two are small
-    assert window_weight(5, 100_000.0, 40_000.0, (30_000.0, 25_000.0, 20_000.0, 15_000.0, 10_000.0)) == 3
+    top = (30_000.0, 25_000.0, 20_000.0, 15_000.0, 10_000.0)
+    assert window_weight(5, 100_000.0, 40_000.0, top) == 3
 
 
 def test_every_declaration_counts_when_weighing_is_off() -> None:
@@ -159,7 +160,8 @@ def test_a_collapse_is_not_held_to_the_evidence_rule() -> None:
 
 
 def test_min_declarations_zero_switches_the_rule_off() -> None:
-    p = AlertPolicy(load_settings_text(BASE.replace("min_declarations = 3", "min_declarations = 0")))
+    off = BASE.replace("min_declarations = 3", "min_declarations = 0")
+    p = AlertPolicy(load_settings_text(off))
     assert published(p, surge(100, (1e5,)))
 
 
@@ -168,7 +170,8 @@ def test_min_declarations_zero_switches_the_rule_off() -> None:
 
 def test_a_persistence_shorter_than_a_window_is_refused_with_its_path() -> None:
     with pytest.raises(ConfigError, match="alerts.persistence"):
-        AlertPolicy(load_settings_text('[windows]\ncalendar = "week"\n[alerts]\npersistence = "1d"\n'))
+        weekly = '[windows]\ncalendar = "week"\n[alerts]\npersistence = "1d"\n'
+        AlertPolicy(load_settings_text(weekly))
 
 
 def test_a_negative_heavy_factor_is_refused_with_its_path() -> None:
@@ -187,6 +190,7 @@ def test_a_run_that_needs_less_than_one_window_is_refused_with_its_path() -> Non
 
 
 def test_persistence_is_whole_windows_of_the_grid() -> None:
-    assert window_plan(load_settings_text('[alerts]\npersistence = "3d"\n')).persistence_windows == 3
+    daily = load_settings_text('[alerts]\npersistence = "3d"\n')
+    assert window_plan(daily).persistence_windows == 3
     weekly = load_settings_text('[windows]\ncalendar = "week"\n[alerts]\npersistence = "14d"\n')
     assert window_plan(weekly).persistence_windows == 2
