@@ -3,11 +3,11 @@
 The third of the pipeline's three jobs (features -> scoring -> alert policy), as
 river's ``ThresholdFilter`` acts on a detector's scores without being the detector:
 thresholds with their per-series overrides, the series family's direction, the
-minimum evidence of a series alert (declarations, and the EUR above the
-expected range by CHPL or not), the scope (CHPL goods only), the cooldown per
-detector and series, severity (from the ranking figures and the CHPL tier,
-:func:`streams.alerts.alert_severity`), the cap after an upstream
-data gap, and the minimum severity published. Every finding it turns down is
+evidence behind a series surge (declarations weighed for one-offs and persistence,
+:mod:`streams.evidence`; and the EUR above the expected range by CHPL or not), the
+scope (CHPL goods only), the cooldown per detector and series, severity (from the
+ranking figures and the CHPL tier, :func:`streams.alerts.alert_severity`), the cap
+after an upstream data gap, and the minimum severity published. Every finding it turns down is
 counted in ``tradewatch_alerts_suppressed`` with its reason.
 """
 
@@ -24,6 +24,7 @@ from streams.alerts import VALUE_UNIT, alert_severity, make_alert, ranking
 from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import Influencer, TradeAlert
+from streams.evidence import Ledger, heavy_floor, passes, record, support, sweep, window_weight
 from streams.feedback import FeedbackTable
 from streams.metrics import PipelineMetrics
 from streams.scoring import Finding
@@ -66,6 +67,9 @@ class AlertPolicy:
         self._last_alert: dict[tuple[str, str], float] = {}
         #: Windows starting before this follow a data gap on this partition.
         self._catchup_until = -math.inf
+        #: Recent over-threshold windows per series (:mod:`streams.evidence`).
+        self._evidence: Ledger = {}
+        self._swept_at = -math.inf
 
     def rebind(self, settings: Settings, metrics: PipelineMetrics | None,
                clock: Callable[[], float] = time.time) -> None:
@@ -106,6 +110,36 @@ class AlertPolicy:
         floor = rules.min_excess_eur_chpl if chpl else rules.min_excess_eur_other
         return floor > 0 and ranking(f.explanation, f.unit)[1] < floor
 
+    def _enough_evidence(self, f: Finding) -> bool:
+        """Whether a series surge has the evidence to be published (:mod:`streams.evidence`):
+        enough declarations carry its window's excess, alone or added to those of its
+        series' over-threshold windows within ``alerts.persistence``; or its excess is
+        heavy for its tier. Notes the window in the ledger either way."""
+        rules = self.settings.alerts
+        if rules.min_declarations <= 0:
+            return True
+        x = f.explanation
+        weight = window_weight(f.count, float(x.observed), float(x.expected_high), f.top_eur,
+                               rules.weigh_declarations)
+        if weight <= 0:
+            return False  # an empty window: the scoring may skip those (see its docstring)
+        span, between = self.plan.persistence_windows, self.plan.grid.count
+        key, start = f.meta.key, f.window_start
+        earlier = 0
+        if span > 0:
+            if start - self._swept_at > span * self.plan.grid.shortest_seconds:
+                sweep(self._evidence, start, span, between)
+                self._swept_at = start
+            earlier = support(self._evidence, key, start, span, between)
+            record(self._evidence, key, start, weight)
+        if passes(weight, earlier, rules.min_declarations, rules.persistence_min_declarations):
+            return True
+        if f.unit != VALUE_UNIT:
+            return False
+        heavy = heavy_floor(f.meta.chpl_tier, rules.min_excess_eur_chpl, rules.min_excess_eur_other,
+                            rules.heavy_excess_factor)
+        return ranking(x, f.unit)[1] >= heavy
+
     def decide(self, f: Finding,
                influencers: Callable[[bool], list[Influencer]] | None = None) -> TradeAlert | None:
         """The alert for finding ``f``, or None (counted with its reason).
@@ -120,10 +154,10 @@ class AlertPolicy:
         if f.direction is not None and f.direction != "both" and side != f.direction:
             self._suppress(name, "other_direction")
             return None
-        if f.id_key is None and meta.level != "passthrough" and f.count < rules.min_declarations:
-            if side == "up":  # a collapse is seen in the declarations that are missing
-                self._suppress(name, "too_few_declarations")
-                return None
+        if f.id_key is None and meta.level != "passthrough" and side == "up" \
+                and not self._enough_evidence(f):  # a collapse is seen in what is missing
+            self._suppress(name, "too_few_declarations")
+            return None
         if self._immaterial(f, side):
             self._suppress(name, "immaterial")
             return None

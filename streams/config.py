@@ -256,9 +256,29 @@ class AlertSettings(_Section):
     #: "chpl": publish alerts on Common High Priority List goods only (the mission);
     #: "all": every product. Out-of-scope scores are still counted as suppressed.
     scope: Literal["chpl", "all"] = "chpl"
-    #: A series alert needs at least this many declarations in its window: one or two
-    #: shipments on a sparse route are how sparse routes look, not a pattern.
+    #: Evidence (:mod:`streams.evidence`): a series surge is published on its window
+    #: alone when at least this many declarations carry its excess. One or two
+    #: shipments are how sparse routes look, not a pattern. 0: no evidence rule.
     min_declarations: Annotated[int, msgspec.Meta(ge=0)] = 3
+    #: Count only the declarations that carry a window's excess (the fewest of its
+    #: largest whose removal brings it back into range): three declarations of which
+    #: one big order holds the whole excess are one shipment's doing. false: count all.
+    weigh_declarations: bool = True
+    #: Persistence: the same series' windows over threshold (any detector, surge side)
+    #: within this long before a window add their carrying declarations to its own; a
+    #: run of windows is published once the sum reaches ``persistence_min_declarations``.
+    #: A lane shipping once a day that surges four days running has four. "0s": each
+    #: window alone. Unset: 3d, at least one window.
+    persistence: Duration | None = None
+    #: The declarations a run of over-threshold windows must add up to. One more than
+    #: a single window needs by default: a sparse lane's ordinary bursts come in pairs
+    #: of windows far more often than its surges do.
+    persistence_min_declarations: Annotated[int, msgspec.Meta(ge=1)] = 4
+    #: Heavy sparse evidence: a surge backed by fewer declarations is still published
+    #: when its excess above the expected range reaches this multiple of its goods'
+    #: materiality floor (``min_excess_eur_chpl`` / ``min_excess_eur_other``), the floor
+    #: of CHPL tiers 1 and 2 halved. 0: off (only declarations and persistence count).
+    heavy_excess_factor: NonNegative = 0.0
     #: Materiality: a series surge in EUR is published only when its value above the
     #: expected range (``excess_eur``) reaches this much, for goods on the Common High
     #: Priority List (the mission: small sums matter) ...
@@ -453,6 +473,15 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     return load_settings_text(text, env=env, source=str(path))
 
 
+def _check_evidence(a: AlertSettings) -> None:
+    """A run of windows never needs less evidence than one window (streams/evidence.py)."""
+    if a.min_declarations > 0 and a.persistence_min_declarations < a.min_declarations:
+        raise ConfigError("alerts.persistence_min_declarations",
+                          f"{a.persistence_min_declarations} is below alerts.min_declarations "
+                          f"({a.min_declarations}): a run of windows would be published on less "
+                          "evidence than one window; use at least min_declarations")
+
+
 def load_settings_text(
     text: str, env: Mapping[str, str] | None = None, source: str = "<string>"
 ) -> Settings:
@@ -471,6 +500,7 @@ def load_settings_text(
     settings = _convert(raw, Settings, "")
     check_kafka(settings.kafka)
     settings = check_windows(settings, renamed, dedup_given)
+    _check_evidence(settings.alerts)
     if detectors is not None:
         if not isinstance(detectors, dict):
             raise ConfigError("detectors", "must be a table of [detectors.<name>] sections")

@@ -39,6 +39,7 @@ __all__ = ["WindowPlan", "window_plan", "check_windows", "pop_renamed_keys", "re
 DEFAULTS = {
     "alerts.cooldown": "7d",
     "alerts.catchup": "2d",
+    "alerts.persistence": "3d",
     "windows.idle_series": "120d",
     "windows.max_gap": "366d",
 }
@@ -50,7 +51,8 @@ RENAMED = {
     "windows.max_empty_windows": "windows.max_gap",
 }
 #: Durations that may be 0 (switched off); the others need at least one window.
-_MAY_BE_ZERO = frozenset({"alerts.cooldown", "alerts.catchup", "windows.max_gap"})
+_MAY_BE_ZERO = frozenset({"alerts.cooldown", "alerts.catchup", "alerts.persistence",
+                          "windows.max_gap"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,9 @@ class WindowPlan:
     cooldown_windows: int
     #: After an outage window, alerts of this many windows are capped at "low".
     catchup_windows: int
+    #: A series surge's evidence counts the declarations of its series' windows over
+    #: threshold within this many windows before it (0: its own window only).
+    persistence_windows: int
     #: A series without a declaration for this many windows is forgotten.
     idle_series_windows: int
     #: At most this many empty windows are emitted for one silence.
@@ -105,6 +110,7 @@ def window_plan(settings: Settings) -> WindowPlan:
         grid=grid,
         cooldown_windows=_windows("alerts.cooldown", a.cooldown, grid),
         catchup_windows=_windows("alerts.catchup", a.catchup, grid),
+        persistence_windows=_windows("alerts.persistence", a.persistence, grid),
         idle_series_windows=_windows("windows.idle_series", w.idle_series, grid),
         max_empty_windows=_windows("windows.max_gap", w.max_gap, grid),
     )

@@ -29,9 +29,9 @@ When it has data again, the empty windows it missed are learned first, in one st
 update allows it) and its activity share decays in closed form. This skips only the
 *scoring* of empty windows, and that is safe where no finding of an empty window can
 become an alert: in a family with ``direction = "up"`` the alert policy turns down a
-finding below expectation (``other_direction``) and one above it with fewer than
-``alerts.min_declarations`` declarations (``too_few_declarations``; an empty window
-has none). Families watching drops (``"down"``, ``"both"``), and every family when
+finding below expectation (``other_direction``) and one above it without evidence
+(``too_few_declarations``: :mod:`streams.evidence`; an empty window never has any).
+Families watching drops (``"down"``, ``"both"``), and every family when
 ``min_declarations = 0``, keep being scored every window (:attr:`Scoring.lazy_close`
 turns the whole behaviour off: the eager reference the tests compare against).
 """
@@ -104,6 +104,9 @@ class Finding:
     ids: list[str]
     #: Replaces the series key in the alert id (per-declaration findings).
     id_key: str | None = None
+    #: The values (EUR) of the window's largest declarations, largest first (series
+    #: findings): how many shipments carry the excess (:mod:`streams.evidence`).
+    top_eur: tuple[float, ...] = ()
 
 
 def _spec_signatures(settings: Settings) -> dict[str, str]:
@@ -524,7 +527,8 @@ class Scoring:
             if explanation is not None and line is not None:
                 findings.append(Finding(
                     name, state.meta, family.direction, family.is_rollup, start,
-                    explanation, line, "EUR", count=agg.count, ids=agg.top_declarations()))
+                    explanation, line, "EUR", count=agg.count, ids=agg.top_declarations(),
+                    top_eur=tuple(sorted((v for v, _ in agg.top), reverse=True))))
         state.activity += self._activity_rate * ((1.0 if agg.count else 0.0) - state.activity)
 
     def score_passthrough(self, window: ClosedWindow, flows: dict[str, list[float]],
