@@ -13,7 +13,14 @@ How alerts are matched across the two runs: by ``alert_id``. It is a hash of the
 detector's name, the series key (the declaration id for per-declaration
 detectors) and the window start (:func:`streams.alerts.alert_id`), with nothing
 of the config in it, so the same anomaly has the same id under both configs.
-Two consequences: a detector renamed in the candidate is a different detector,
+The run that did not publish an alert says why (``why``, the ``why`` column):
+the alert policy turned the finding down, with the reason it counts in
+``tradewatch_alerts_suppressed`` (``too_few_declarations``, ``immaterial``,
+``cooldown``, ``out_of_scope``, ``feedback``, ``other_direction``,
+``below_min_severity``); or no detector scored it over its threshold there
+(``below_threshold``), or the detector is off in that config (``detector_off``).
+
+Two consequences of matching by id: a detector renamed in the candidate is a different detector,
 and two configs with different window grids (daily vs weekly) share no window,
 so every alert shows as removed and added. Incidents match by ``incident_id``
 (window start, destination, goods family), at their highest revision.
@@ -35,7 +42,9 @@ Each listed alert: ``alert_id``, ``detector``, ``series_key``, ``window_start``,
 alert), ``surprise`` and ``score`` (the candidate's, or the baseline's for a
 removed one) and ``label``: on labelled data what the scorecard made of the alert
 in that run (``tp``, ``fp``, ``trap_fp``, ``tolerated``, ``probation``), else
-``null``. Each incident: ``incident_id``, ``destination_country``,
+``null``; and ``why``: for an added alert, why the baseline did not publish it, for
+a removed one why the candidate did not (:func:`why_not`), ``null`` for a re-graded
+one. Each incident: ``incident_id``, ``destination_country``,
 ``transit_country``, ``goods_family``, ``window_start``, severities, ``surprise``,
 ``detectors`` and ``members``.
 """
@@ -66,6 +75,7 @@ __all__ = [
     "diff_incidents",
     "file_input",
     "format_backtest",
+    "why_not",
     "main",
     "real_background_input",
     "run_backtest",
@@ -222,6 +232,14 @@ class Backtest:
         side = self.baseline if change == "removed" else self.candidate
         return side.labels.get(alert.alert_id)
 
+    def why(self, change: str, alert: TradeAlert) -> str | None:
+        """Why the run without ``alert`` did not publish it (see the module docstring)."""
+        if change == "added":
+            return why_not(self.baseline, alert)
+        if change == "removed":
+            return why_not(self.candidate, alert)
+        return None
+
     def _alert_dict(
         self, change: str, a: TradeAlert, before: str | None, after: str | None
     ) -> dict[str, Any]:
@@ -235,6 +253,7 @@ class Backtest:
             "surprise": a.surprise,
             "score": a.score,
             "label": self.label(change, a),
+            "why": self.why(change, a),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,6 +270,31 @@ class Backtest:
             "incidents": _diff_dict(self.incidents, _incident_dict),
             "scorecard": self.scorecard(),
         }
+
+
+def why_not(side: Side, alert: TradeAlert) -> str:
+    """Why ``side``'s run did not publish ``alert`` (raised by the other run).
+
+    >>> import datetime as dt, types
+    >>> at = dt.datetime(2021, 4, 1, tzinfo=dt.UTC)
+    >>> turned_down = {("volume", "hs6:DE>KG:854231", at.timestamp()): "immaterial"}
+    >>> run = types.SimpleNamespace(
+    ...     result=types.SimpleNamespace(suppressed=turned_down),
+    ...     settings=types.SimpleNamespace(detectors={"volume": types.SimpleNamespace(enabled=True)}))
+    >>> alert = types.SimpleNamespace(detector="volume", window_start=at,
+    ...                               series=types.SimpleNamespace(key="hs6:DE>KG:854231"))
+    >>> why_not(run, alert)
+    'immaterial'
+    >>> why_not(run, types.SimpleNamespace(detector="volume", window_start=at,
+    ...                                    series=types.SimpleNamespace(key="hs6:PL>KG:854231")))
+    'below_threshold'
+    """
+    reason = side.result.suppressed.get(
+        (alert.detector, alert.series.key, alert.window_start.timestamp()))
+    if reason is not None:
+        return reason
+    spec = side.settings.detectors.get(alert.detector)
+    return "detector_off" if spec is None or not spec.enabled else "below_threshold"
 
 
 def _counted(records: Iterable[bytes], into: dict[str, Any]) -> Iterator[bytes]:
@@ -276,7 +320,7 @@ def _run_side(
     seen: dict[str, Any] = {}
     records = progress(_counted(labelled.records, seen), label, total, estimated=estimated)
     started = time.perf_counter()
-    result = run_offline(records, settings, jobs=jobs)
+    result = run_offline(records, settings, jobs=jobs, why=True)
     seconds = time.perf_counter() - started
     card = None
     if source.labelled:
@@ -427,7 +471,7 @@ def format_backtest(bt: Backtest, limit: int | None = 20) -> str:
     label_head = f"{'label':<9} " if labelled else ""
     head = (
         f"{'change':<9} {'surprise':>9}  {'detector':<12} {'window':<16} {'severity':<20} "
-        f"{label_head}series"
+        f"{label_head}{'why not (other run)':<21} series"
     )
     rows = _rows(bt.alerts)
     if rows:
@@ -436,7 +480,7 @@ def format_backtest(bt: Backtest, limit: int | None = 20) -> str:
             label = f"{bt.label(change, a) or '-':<9} " if labelled else ""
             lines.append(
                 f"{change:<9} {a.surprise:>9.1f}  {a.detector:<12} {_when(a.window_start):<16} "
-                f"{_sev(before, after)} {label}{a.series.key}"
+                f"{_sev(before, after)} {label}{bt.why(change, a) or '-':<21} {a.series.key}"
             )
         lines += _more(len(rows), limit)
     lines += ["", _counts_line("incidents", len(b.incidents), len(c.incidents), bt.incidents)]

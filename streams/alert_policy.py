@@ -64,6 +64,9 @@ class AlertPolicy:
                  feedback: FeedbackTable | None = None) -> None:
         self.rebind(settings, metrics, clock)
         self.feedback = feedback if feedback is not None else FeedbackTable()
+        #: Told of every finding turned down, with the reason (an offline replay that
+        #: explains a backtest sets it; transient, like the metrics).
+        self.on_suppressed: Callable[[Finding, str], None] | None = None
         self._last_alert: dict[tuple[str, str], float] = {}
         #: Windows starting before this follow a data gap on this partition.
         self._catchup_until = -math.inf
@@ -94,9 +97,11 @@ class AlertPolicy:
         usually have some: an upstream outage."""
         self._catchup_until = self.plan.grid.shift(window.end, self.plan.catchup_windows)
 
-    def _suppress(self, detector: str, reason: str) -> None:
+    def _suppress(self, f: Finding, reason: str) -> None:
         if self.metrics:
-            self.metrics.alerts_suppressed.labels(detector=detector, reason=reason).inc()
+            self.metrics.alerts_suppressed.labels(detector=f.detector, reason=reason).inc()
+        if self.on_suppressed is not None:
+            self.on_suppressed(f, reason)
 
     def _immaterial(self, f: Finding, side: str) -> bool:
         """A series surge in EUR whose excess over the expected range is below the floor
@@ -152,25 +157,25 @@ class AlertPolicy:
         rules = self.settings.alerts
         side = deviation(f.explanation)
         if f.direction is not None and f.direction != "both" and side != f.direction:
-            self._suppress(name, "other_direction")
+            self._suppress(f, "other_direction")
             return None
         if f.id_key is None and meta.level != "passthrough" and side == "up" \
                 and not self._enough_evidence(f):  # a collapse is seen in what is missing
-            self._suppress(name, "too_few_declarations")
+            self._suppress(f, "too_few_declarations")
             return None
         if self._immaterial(f, side):
-            self._suppress(name, "immaterial")
+            self._suppress(f, "immaterial")
             return None
         if rules.scope == "chpl" and meta.chpl_tier == "none":
-            self._suppress(name, "out_of_scope")
+            self._suppress(f, "out_of_scope")
             return None
         if self.feedback.suppresses(name, meta.key, window_start):
-            self._suppress(name, "feedback")
+            self._suppress(f, "feedback")
             return None
         cooldown_key = (name, f.id_key or meta.key)
         last = self._last_alert.get(cooldown_key)
         if f.id_key is None and last is not None and grid.count(last, window_start) <= self.plan.cooldown_windows:
-            self._suppress(name, "cooldown")
+            self._suppress(f, "cooldown")
             return None
         severity = alert_severity(f.explanation, meta.chpl_tier, f.unit)
         notes: dict[str, float | int | str] = {}
@@ -178,7 +183,7 @@ class AlertPolicy:
             # a backlog arriving after an upstream outage looks like a spike everywhere
             severity, notes["after_data_gap"] = "low", 1
         if _SEVERITY_RANK[severity] < _SEVERITY_RANK[rules.min_severity]:
-            self._suppress(name, "below_min_severity")
+            self._suppress(f, "below_min_severity")
             return None
         self._last_alert[cooldown_key] = window_start
         if f.direction in ("down", "both"):

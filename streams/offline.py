@@ -42,12 +42,23 @@ from streams.events import TradeAlert, TradeIncident
 from streams.feedback import FeedbackTable
 from streams.keys import partition_for, record_key
 from streams.metrics import PipelineMetrics
+from streams.scoring import Finding
 from streams.worker import RecordHandler, report_series
 
 __all__ = ["OfflineResult", "run_offline"]
 
 #: The source topic named in the replay's dead letters.
 REPLAY_TOPIC = "replay"
+
+
+#: A finding the alert policy turned down: (detector, series key, window start).
+Suppressed = tuple[str, str, float]
+
+
+def _recorder(into: dict[Suppressed, str]) -> Callable[[Finding, str], None]:
+    def record(f: Finding, reason: str) -> None:
+        into[(f.detector, f.meta.key, f.window_start)] = reason
+    return record
 
 
 @dataclasses.dataclass
@@ -58,6 +69,9 @@ class OfflineResult:
     #: Incidents in publication order; a revised incident appears again with the same
     #: id and a higher revision (:meth:`latest_incidents` keeps the last of each).
     incidents: list[TradeIncident] = dataclasses.field(default_factory=list)
+    #: With ``why=True``: (detector, series key, window start) -> the reason the alert
+    #: policy turned that finding down (the ``reason`` of ``tradewatch_alerts_suppressed``).
+    suppressed: dict[Suppressed, str] = dataclasses.field(default_factory=dict)
 
     def latest_incidents(self) -> list[TradeIncident]:
         """The highest revision of each incident, oldest window first."""
@@ -81,6 +95,7 @@ def run_offline(
     retunes: Mapping[int, Settings] | None = None,
     feedback: FeedbackTable | None = None,
     jobs: int = 1,
+    why: bool = False,
 ) -> OfflineResult:
     """Handle every record as the worker would, then flush all windows.
 
@@ -91,15 +106,21 @@ def run_offline(
     analyst marks a worker would follow (:mod:`streams.feedback`), in force from
     the first record. ``jobs > 1`` runs the partitions in that many processes
     (module docstring); ``metrics`` are then not filled, so giving them keeps one.
+    ``why`` records each finding the alert policy turned down and its reason in
+    :attr:`OfflineResult.suppressed` (what ``backtest`` says of an alert one config
+    raised and the other did not).
     """
     jobs = min(jobs, settings.topics.partitions)
     if jobs > 1 and metrics is None:
-        return _run_parallel(records, settings, now, retunes or {}, feedback, jobs)
+        return _run_parallel(records, settings, now, retunes or {}, feedback, jobs, why)
     partitions = settings.topics.partitions
     handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
                             log_dead_letters=False)
     if feedback is not None:
         handler.feedback = feedback
+    suppressed: dict[Suppressed, str] = {}
+    if why:
+        handler.on_suppressed = _recorder(suppressed)
     offsets = [0] * partitions
     alerts: list[TradeAlert] = []
     incidents: list[TradeIncident] = []
@@ -126,7 +147,7 @@ def run_offline(
     if metrics is not None:
         report_series(metrics, handler.pipelines.values())
     return OfflineResult(alerts, rejected, accepted=sum(offsets) - len(rejected),
-                         incidents=incidents)
+                         incidents=incidents, suppressed=suppressed)
 
 
 # -- partitions in parallel ------------------------------------------------------------
@@ -145,13 +166,14 @@ _Order = tuple[int, int, int]
 
 def _run_parallel(records: Iterable[bytes], settings: Settings, now: Callable[[], float],
                   retunes: Mapping[int, Settings], feedback: FeedbackTable | None,
-                  jobs: int) -> OfflineResult:
+                  jobs: int, why: bool) -> OfflineResult:
     partitions = settings.topics.partitions
     context = multiprocessing.get_context("fork")  # the children inherit settings and clock
     inboxes = [context.Queue(maxsize=_QUEUED_BATCHES) for _ in range(jobs)]
     results = context.Queue()
     processes = [context.Process(target=_serve_partitions, daemon=True,
-                                 args=(inboxes[j], results, settings, now, retunes, feedback))
+                                 args=(inboxes[j], results, settings, now, retunes, feedback,
+                                       why))
                  for j in range(jobs)]
     for process in processes:
         process.start()
@@ -207,21 +229,25 @@ def _check_alive(processes: list[Any]) -> None:
 
 
 def _serve_partitions(inbox: Any, results: Any, settings: Settings, now: Callable[[], float],
-                      retunes: Mapping[int, Settings], feedback: FeedbackTable | None) -> None:
+                      retunes: Mapping[int, Settings], feedback: FeedbackTable | None,
+                      why: bool) -> None:
     """One process: handle the records of its partitions as :func:`run_offline` would."""
     try:
-        results.put(_handle_partitions(inbox, settings, now, retunes, feedback))
+        results.put(_handle_partitions(inbox, settings, now, retunes, feedback, why))
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
         results.put({"error": traceback.format_exc()})
 
 
 def _handle_partitions(inbox: Any, settings: Settings, now: Callable[[], float],
-                       retunes: Mapping[int, Settings],
-                       feedback: FeedbackTable | None) -> dict[str, Any]:
+                       retunes: Mapping[int, Settings], feedback: FeedbackTable | None,
+                       why: bool) -> dict[str, Any]:
     handler = RecordHandler(settings, PipelineMetrics.disabled(), clock=now,
                             log_dead_letters=False)
     if feedback is not None:
         handler.feedback = feedback
+    suppressed: dict[Suppressed, str] = {}
+    if why:
+        handler.on_suppressed = _recorder(suppressed)
     pending = sorted(retunes.items())
     offsets: dict[int, int] = {}
     alerts: list[tuple[_Order, TradeAlert]] = []
@@ -256,7 +282,7 @@ def _handle_partitions(inbox: Any, settings: Settings, now: Callable[[], float],
     for partition in sorted(handler.pipelines):
         keep(handler.flush_partition(partition, at), (total, partition))
     return {"alerts": alerts, "incidents": incidents, "rejected": rejected,
-            "handled": sum(offsets.values())}
+            "handled": sum(offsets.values()), "suppressed": suppressed}
 
 
 def _merge(parts: list[dict[str, Any]], total: int) -> OfflineResult:
@@ -264,5 +290,6 @@ def _merge(parts: list[dict[str, Any]], total: int) -> OfflineResult:
     incidents = sorted((item for part in parts for item in part["incidents"]), key=lambda x: x[0])
     rejected = sorted(item for part in parts for item in part["rejected"])
     handled = sum(part["handled"] for part in parts)
+    suppressed = {key: reason for part in parts for key, reason in part["suppressed"].items()}
     return OfflineResult([a for _, a in alerts], rejected, accepted=handled - len(rejected),
-                         incidents=[i for _, i in incidents])
+                         incidents=[i for _, i in incidents], suppressed=suppressed)

@@ -169,7 +169,7 @@ def _allowlist() -> dict[str, _Kind]:
             "_eager_families", "_eager_keys", "_packer", "_fresh_packed", "_live_lazy",
             "_by_last"})),
         _Kind(AlertPolicy, sample=lambda: AlertPolicy(Settings()), transient=frozenset({
-            "settings", "metrics", "clock", "_thresholds", "plan", "feedback"})),
+            "settings", "metrics", "clock", "_thresholds", "plan", "feedback", "on_suppressed"})),
         _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),
         _Kind(WindowGrid, sample=WindowGrid),
         _Kind(PartitionActivity, sample=PartitionActivity),

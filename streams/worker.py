@@ -46,6 +46,7 @@ from streams.events import TradeAlert, TradeIncident, encode
 from streams.feedback import FeedbackTable
 from streams.metrics import PipelineMetrics
 from streams.pipeline import TIMING_SAMPLE, PartitionPipeline
+from streams.scoring import Finding
 from streams.validate import RejectedDeclaration, ValidationLimits, validate_declaration
 
 __all__ = ["Outgoing", "RecordHandler", "dead_letter_headers", "report_series",
@@ -135,6 +136,9 @@ class RecordHandler:
         self._last_processed_at = 0.0
         #: Analyst marks (:mod:`streams.feedback`), shared by every partition's pipeline.
         self.feedback = FeedbackTable()
+        #: Told of every finding the alert policy turns down, with the reason: set
+        #: before the first record (an offline replay that explains a backtest does).
+        self.on_suppressed: Callable[[Finding, str], None] | None = None
 
     def retune(self, settings: Settings) -> None:
         """Adopt ``settings`` (already checked by :func:`streams.retune.check_live`).
@@ -171,6 +175,7 @@ class RecordHandler:
             pipeline = self.pipelines[partition] = PartitionPipeline(
                 self.settings, self.metrics, clock=self.clock, partition=partition)
             pipeline.feedback = self.feedback
+            pipeline.policy.on_suppressed = self.on_suppressed
         return pipeline
 
     def handle(
@@ -275,6 +280,7 @@ class RecordHandler:
         """
         pipeline.clock = self.clock
         pipeline.feedback = self.feedback
+        pipeline.policy.on_suppressed = self.on_suppressed
         self.pipelines[partition] = pipeline
         self._positions[(topic, partition)] = next_offset
         self._catch_up.restart((topic, partition), self.clock())

@@ -31,7 +31,7 @@ JSON_KEYS = {"input", "baseline", "candidate", "match", "alerts", "incidents", "
 DIFF_KEYS = {"counts", "added", "removed", "severity_changed"}
 COUNT_KEYS = {"added", "removed", "severity_changed", "unchanged"}
 ALERT_KEYS = {"alert_id", "detector", "series_key", "window_start", "severity_before",
-              "severity_after", "surprise", "score", "label"}
+              "severity_after", "surprise", "score", "label", "why"}
 INCIDENT_KEYS = {"incident_id", "destination_country", "transit_country", "goods_family",
                  "window_start", "severity_before", "severity_after", "surprise", "detectors",
                  "members"}
@@ -157,6 +157,50 @@ def test_an_input_that_changes_between_the_passes_is_refused() -> None:
     settings = load_settings(DEFAULT_CONFIG_PATH, env={})
     with pytest.raises(RuntimeError, match="input changed"):
         run_backtest(source, ("a", settings), ("b", settings))
+
+
+def _spike_input() -> BacktestInput:
+    records, _ = spike_stream(days=70, spike_day=50)
+    return BacktestInput("spike", lambda: RecordsWithTruth("spike", iter(records), []), False)
+
+
+def _with(settings, **changes):  # type: ignore[no-untyped-def]
+    import msgspec
+
+    sections = {name: msgspec.structs.replace(getattr(settings, name), **fields)
+                for name, fields in changes.items()}
+    return msgspec.structs.replace(settings, **sections)
+
+
+def test_a_removed_alert_says_which_rule_of_the_candidate_turned_it_down() -> None:
+    import msgspec
+
+    baseline = load_settings(DEFAULT_CONFIG_PATH, env={})
+    much_evidence = _with(baseline, alerts={"min_declarations": 500,
+                                            "persistence_min_declarations": 500})
+    result = run_backtest(_spike_input(), ("shipped", baseline), ("evidence", much_evidence))
+    removed = result.alerts.removed
+    assert removed and not result.alerts.added
+    assert {result.why("removed", a) for a in removed} == {"too_few_declarations"}
+    assert "too_few_declarations" in format_backtest(result)
+
+    detectors = {n: (msgspec.structs.replace(s, enabled=False) if n == "volume" else s)
+                 for n, s in baseline.detectors.items()}
+    no_volume = msgspec.structs.replace(baseline, detectors=detectors)
+    result = run_backtest(_spike_input(), ("shipped", baseline), ("no volume", no_volume))
+    assert {a.detector for a in result.alerts.removed} == {"volume"}
+    assert {result.why("removed", a) for a in result.alerts.removed} == {"detector_off"}
+
+
+def test_an_added_alert_says_why_the_baseline_did_not_publish_it() -> None:
+    shipped = load_settings(DEFAULT_CONFIG_PATH, env={})
+    immaterial = _with(shipped, alerts={"min_excess_eur_chpl": 1e12})
+    result = run_backtest(_spike_input(), ("floor", immaterial), ("shipped", shipped))
+    added = [a for a in result.alerts.added if a.series.level != "passthrough"]
+    assert added
+    assert {result.why("added", a) for a in added} <= {"immaterial", "below_threshold"}
+    assert "immaterial" in {result.why("added", a) for a in added}
+    assert all(result.why("severity", a) is None for a, _ in result.alerts.severity_changed)
 
 
 @pytest.fixture(scope="module")
