@@ -167,9 +167,7 @@ class RecentExtremity(Part):
             if z2 > cur[2]:
                 cur[2] = z2
             if new_block:
-                h0 = max(b[0] for b in blocks)
-                h1 = max(b[1] for b in blocks)
-                h2 = max(b[2] for b in blocks)
+                h0, h1, h2 = map(max, zip(*blocks))
             else:
                 h0, h1, h2 = max(h0, cur[0]), max(h1, cur[1]), max(h2, cur[2])
         self._block = block
