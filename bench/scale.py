@@ -84,7 +84,8 @@ def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
     return scoring, start + WARM_WINDOWS * DAY
 
 
-def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int, lazy: bool) -> list[float]:
+def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int,
+           lazy: bool) -> list[float]:
     """Seconds per close of ``windows`` windows, each with data for a rotating 1 % of ``keys``."""
     Scoring.lazy_close = lazy
     scoring.rebind(scoring.settings, None)

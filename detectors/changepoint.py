@@ -252,7 +252,8 @@ class LevelShiftDetector(Detector):
             t = float(t)
             if n < grace:
                 prev = (0.0, 0.0, t)
-                n, centre, mad = update_robust_level(n, centre, mad, 0.0, alpha, math.inf, min_scale)
+                n, centre, mad = update_robust_level(
+                    n, centre, mad, 0.0, alpha, math.inf, min_scale)
                 continue
             # _step(0.0)
             z = (0.0 - centre) / robust_sigma(mad, min_scale)

@@ -145,7 +145,7 @@ class RecentExtremity(Part):
         h0, h1, h2 = self._hist
         cur = blocks[-1]
         index = first_index
-        for (z0, z1, z2, interval), t in zip(steps, times):
+        for (z0, z1, z2, interval), t in zip(steps, times, strict=True):
             if interval > 0.0:
                 blk = int(t // (_DAY if interval < 0.5 * _DAY else 7 * _DAY))
             else:

@@ -142,7 +142,8 @@ def _dense(v: Any) -> bytearray:
     size, positions, values = v
     out = bytearray(size)
     if len(values) <= _LOOP_BYTES:  # a few bytes: cheaper than numpy's per-call cost
-        for position, value in zip(struct.unpack(f"<{len(values)}H", positions), values):
+        positions = struct.unpack(f"<{len(values)}H", positions)
+        for position, value in zip(positions, values, strict=True):
             out[position] = value
     else:
         np.frombuffer(out, dtype=np.uint8)[np.frombuffer(positions, dtype="<u2")] = \

@@ -102,7 +102,8 @@ def _exact(a: Any, b: Any, path: str = "") -> None:
 #: novelty off and on a hair trigger, change points that re-baseline during a quiet spell.
 FAST = {
     "spike": SeasonalRobustSpikeDetector,
-    "spike_log_up": lambda: SeasonalRobustSpikeDetector(transform="log1p", direction="up", warmup=5),
+    "spike_log_up": lambda: SeasonalRobustSpikeDetector(
+        transform="log1p", direction="up", warmup=5),
     "spike_no_novelty": lambda: SeasonalRobustSpikeDetector(
         novelty=ContextNovelty(levels=0), extremity=RecentExtremity(history_blocks=1)),
     "spike_touchy_novelty": lambda: SeasonalRobustSpikeDetector(
@@ -128,7 +129,8 @@ def _value(rng: random.Random) -> float:
 
 @pytest.mark.parametrize("kind", sorted(FAST))
 @pytest.mark.parametrize("seed", range(25))
-def test_a_quiet_spell_learned_at_once_is_the_same_state_float_for_float(kind: str, seed: int) -> None:
+def test_a_quiet_spell_learned_at_once_is_the_same_state_float_for_float(
+        kind: str, seed: int) -> None:
     """Random histories of data and quiet spells: after every spell, state equal and the
     next scores equal (to 1e-12) whether the spell was learned at once or window by window."""
     rng = random.Random(seed * 1000 + len(kind))
@@ -151,4 +153,5 @@ def test_a_quiet_spell_learned_at_once_is_the_same_state_float_for_float(kind: s
         _exact(_state(one_by_one), _state(at_once))
         for v in (0.0, 5e4, _value(rng)):
             after = {"value": v, "t": t}
-            assert at_once.score_one(after) == pytest.approx(one_by_one.score_one(after), rel=1e-12, abs=1e-12)
+            expected = one_by_one.score_one(after)
+            assert at_once.score_one(after) == pytest.approx(expected, rel=1e-12, abs=1e-12)
