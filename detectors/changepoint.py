@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
-from detectors.calibration import Z_ALARM, robust_sigma, update_robust_level, z_to_score
+from detectors.calibration import (
+    SIGMA_PER_MEAN_ABS_DEV as _SIGMA,
+    Z_ALARM,
+    robust_sigma,
+    update_robust_level,
+    z_to_score,
+)
 
 __all__ = ["LevelShiftDetector"]
 
@@ -244,51 +250,71 @@ class LevelShiftDetector(Detector):
         """
         allowance, threshold, clip = self.allowance, self.threshold, self.clip
         alpha, grace, min_scale = self.baseline_alpha, self.grace_period, self.min_scale
-        half = 0.5 * threshold
+        half, neg_clip = 0.5 * threshold, -clip
         n, centre, mad = self._n, self._centre, self._mad
         up, down, run_up, run_down = self._up, self._down, self._run_up, self._run_down
-        prev = self._prev
+        prev_y, prev_z, prev_t = self._prev
         for t in times:
             t = float(t)
             if n < grace:
-                prev = (0.0, 0.0, t)
-                n, centre, mad = update_robust_level(
-                    n, centre, mad, 0.0, alpha, math.inf, min_scale)
-                continue
-            # _step(0.0)
-            z = (0.0 - centre) / robust_sigma(mad, min_scale)
-            z = min(max(z, -clip), clip)
-            prev_y, prev_z, prev_t = prev
-            new_up = max(0.0, up + min(z, prev_z) - allowance)
-            new_down = max(0.0, down - max(z, prev_z) - allowance)
-            if new_up > 0:
-                run_up = (prev_y + 0.0, 2, prev_t) if run_up[1] == 0 else \
-                    (run_up[0] + 0.0, run_up[1] + 1, run_up[2])
+                prev_y, prev_z, prev_t = 0.0, 0.0, t
+                limit = math.inf  # update_robust_level(..., clip=inf): nothing is clipped
             else:
-                run_up = _NO_RUN
-            if new_down > 0:
-                run_down = (prev_y + 0.0, 2, prev_t) if run_down[1] == 0 else \
-                    (run_down[0] + 0.0, run_down[1] + 1, run_down[2])
-            else:
-                run_down = _NO_RUN
-            up, down = new_up, new_down
-            prev = (0.0, z, t)
-            top = max(up, down)
-            if top >= threshold:
-                centre = 0.5 * (0.0 + prev_y)
-                n = 2.0
-                up = down = 0.0
-                run_up = run_down = _NO_RUN
-                prev = (0.0, 0.0, t)
-                self.n_alarms += 1
-                self.last_alarm_t = t
+                # _step(0.0): robust_sigma, the clipped residual, the persistence filter
+                sigma = _SIGMA * mad
+                sigma = min_scale if min_scale > sigma else sigma
+                z = (0.0 - centre) / sigma
+                z = neg_clip if neg_clip > z else z
+                z = clip if clip < z else z
+                lo = prev_z if prev_z < z else z  # min(z, prev_z), max(z, prev_z) as the
+                hi = prev_z if prev_z > z else z  # builtins pick them, ties included
+                new_up = up + lo - allowance
+                new_up = new_up if new_up > 0.0 else 0.0
+                new_down = down - hi - allowance
+                new_down = new_down if new_down > 0.0 else 0.0
+                if new_up > 0:
+                    run_up = (prev_y + 0.0, 2, prev_t) if run_up[1] == 0 else \
+                        (run_up[0] + 0.0, run_up[1] + 1, run_up[2])
+                else:
+                    run_up = _NO_RUN
+                if new_down > 0:
+                    run_down = (prev_y + 0.0, 2, prev_t) if run_down[1] == 0 else \
+                        (run_down[0] + 0.0, run_down[1] + 1, run_down[2])
+                else:
+                    run_down = _NO_RUN
+                up, down = new_up, new_down
+                top = down if down > up else up
+                if top >= threshold:
+                    centre = 0.5 * (0.0 + prev_y)
+                    n = 2.0
+                    up = down = 0.0
+                    run_up = run_down = _NO_RUN
+                    prev_y, prev_z, prev_t = 0.0, 0.0, t
+                    self.n_alarms += 1
+                    self.last_alarm_t = t
+                    continue
+                prev_y, prev_z, prev_t = 0.0, z, t
+                if top >= half:
+                    continue
+                limit = None
+            # update_robust_level(n, centre, mad, 0.0, alpha, clip or inf, min_scale)
+            n += 1.0
+            if n <= 1.0:
+                centre, mad = 0.0, 0.0
                 continue
-            if top >= half:
-                continue
-            n, centre, mad = update_robust_level(n, centre, mad, 0.0, alpha, clip, min_scale)
+            weight = 1.0 / n
+            weight = weight if weight > alpha else alpha
+            if limit is None:
+                sigma = _SIGMA * mad
+                limit = clip * (min_scale if min_scale > sigma else sigma)
+            r = 0.0 - centre
+            r = -limit if -limit > r else r
+            r = limit if limit < r else r
+            centre += weight * r
+            mad += weight * (abs(r) - mad)
         self._n, self._centre, self._mad = n, centre, mad
         self._up, self._down, self._run_up, self._run_down = up, down, run_up, run_down
-        self._prev = prev
+        self._prev = (prev_y, prev_z, prev_t)
 
     def score_one(self, x: dict[str, Any]) -> float:
         if self._n < self.grace_period:
