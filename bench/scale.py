@@ -6,6 +6,9 @@ detector of the shipped config, each series past its warm-up), then closes daily
 windows in which 1 % of the series have data. Per row (JSON with ``--json``):
 
 * ``series``; ``close_seconds``: median time to close one window (lazy, the runtime's);
+* ``gc_after_close_seconds``: median time of a full garbage collection right after each
+  close: the collector is paused during a close, so the objects the close leaves live are
+  scanned after it (with a million series about one full collection per close is due);
 * ``eager_close_seconds`` and ``eager_over_lazy``: the same windows closed the old way
   (every series scored and learned), measured in the same run on a copy of the state;
 * ``records_per_s``: series windows with data closed per second (1 % of N per window);
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import multiprocessing
 import resource
@@ -85,8 +89,13 @@ def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
 
 
 def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int,
-           lazy: bool) -> list[float]:
-    """Seconds per close of ``windows`` windows, each with data for a rotating 1 % of ``keys``."""
+           lazy: bool, collections: list[float] | None = None) -> list[float]:
+    """Seconds per close of ``windows`` windows, each with data for a rotating 1 % of ``keys``.
+
+    With ``collections``, each close is followed by a full garbage collection, timed
+    into it: the close pauses the collector, so the scan of the objects it leaves live
+    (the touched series) comes after it, at the next collection of the process.
+    """
     Scoring.lazy_close = lazy
     scoring.rebind(scoring.settings, None)
     if not lazy:
@@ -102,6 +111,10 @@ def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int,
         scoring.score_series(window, line)
         scoring.evict(window.start)
         seconds.append(time.perf_counter() - t0)
+        if collections is not None:
+            t0 = time.perf_counter()
+            gc.collect()
+            collections.append(time.perf_counter() - t0)
     Scoring.lazy_close = True
     return seconds
 
@@ -114,12 +127,14 @@ def scale_row(settings: Settings, n: int, windows: int = 5) -> dict[str, Any]:
     keys = _keys(n)
     eager_windows = max(1, min(windows, 2_000_000 // n))
     eager = copy.deepcopy(scoring) if n <= 200_000 else None
-    lazy = _close(scoring, start, keys, windows, lazy=True)
+    collections: list[float] = []
+    lazy = _close(scoring, start, keys, windows, lazy=True, collections=collections)
     rss = max(built, _rss_bytes())
     row: dict[str, Any] = {
         "series": n,
         "close_seconds": statistics.median(lazy),
         "close_seconds_max": max(lazy),
+        "gc_after_close_seconds": statistics.median(collections),
         "records_per_s": max(1, int(n * ACTIVE_SHARE)) / statistics.median(lazy),
         "rss_bytes": rss,
         "rss_bytes_per_series": (rss - before) / n,
