@@ -165,8 +165,12 @@ def replay_rows(months: str) -> list[dict[str, Any]]:
     base = msgspec.structs.replace(base, alerts=msgspec.structs.replace(base.alerts, scope="all"))
     rows = []
     for label, size in (("daily", DAY), ("30-day", 30 * DAY)):
+        # the shipped alert cooldown (7d) and catch-up (2d) are shorter than a 30-day
+        # window, which a config may not say: unset, they count one window each
+        alerts = base.alerts if size <= DAY else msgspec.structs.replace(
+            base.alerts, cooldown=None, catchup=None)
         settings = msgspec.structs.replace(
-            base, windows=msgspec.structs.replace(base.windows, size_seconds=size))
+            base, alerts=alerts, windows=msgspec.structs.replace(base.windows, size_seconds=size))
         ids = {}
         for lazy in (False, True):
             Scoring.lazy_close = lazy
