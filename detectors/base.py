@@ -65,7 +65,8 @@ class Detector(AnomalyDetector):
         detector's state after a quiet spell. The pipeline calls it when a quiet series
         has data again, instead of touching every quiet series at every window close.
         This fallback learns them one by one; a detector whose update has a closed form
-        overrides it with one step that leaves the same state up to float rounding.
+        overrides it with one step that leaves the same state up to float rounding, one
+        without overrides it with a tight loop of the same arithmetic (the same floats).
         """
         for t in times:
             self.learn_one({"value": 0.0, "t": t})

@@ -10,10 +10,17 @@ window.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
-from detectors.calibration import Z_ALARM, robust_sigma, update_robust_level, z_to_score
+from detectors.calibration import (
+    SIGMA_PER_MEAN_ABS_DEV as _SIGMA,
+    Z_ALARM,
+    robust_sigma,
+    update_robust_level,
+    z_to_score,
+)
 
 __all__ = ["LevelShiftDetector"]
 
@@ -232,6 +239,82 @@ class LevelShiftDetector(Detector):
         self._n, self._centre, self._mad = update_robust_level(
             self._n, self._centre, self._mad, y, self.baseline_alpha, self.clip, self.min_scale
         )
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """``learn_one({"value": 0.0, "t": t})`` for each of ``times``, in one tight loop.
+
+        The same arithmetic in the same order (so the same state), without building a
+        dict per window or looking every parameter up again: a quiet spell is learned
+        when the series has data again, one step per missed window. The excursion runs
+        are extended as :meth:`_extend` does (an empty window adds 0 to their sum).
+        """
+        allowance, threshold, clip = self.allowance, self.threshold, self.clip
+        alpha, grace, min_scale = self.baseline_alpha, self.grace_period, self.min_scale
+        half, neg_clip = 0.5 * threshold, -clip
+        n, centre, mad = self._n, self._centre, self._mad
+        up, down, run_up, run_down = self._up, self._down, self._run_up, self._run_down
+        prev_y, prev_z, prev_t = self._prev
+        for t in times:
+            t = float(t)
+            if n < grace:
+                prev_y, prev_z, prev_t = 0.0, 0.0, t
+                limit = math.inf  # update_robust_level(..., clip=inf): nothing is clipped
+            else:
+                # _step(0.0): robust_sigma, the clipped residual, the persistence filter
+                sigma = _SIGMA * mad
+                sigma = min_scale if min_scale > sigma else sigma
+                z = (0.0 - centre) / sigma
+                z = neg_clip if neg_clip > z else z
+                z = clip if clip < z else z
+                lo = prev_z if prev_z < z else z  # min(z, prev_z), max(z, prev_z) as the
+                hi = prev_z if prev_z > z else z  # builtins pick them, ties included
+                new_up = up + lo - allowance
+                new_up = new_up if new_up > 0.0 else 0.0
+                new_down = down - hi - allowance
+                new_down = new_down if new_down > 0.0 else 0.0
+                if new_up > 0:
+                    run_up = (prev_y + 0.0, 2, prev_t) if run_up[1] == 0 else \
+                        (run_up[0] + 0.0, run_up[1] + 1, run_up[2])
+                else:
+                    run_up = _NO_RUN
+                if new_down > 0:
+                    run_down = (prev_y + 0.0, 2, prev_t) if run_down[1] == 0 else \
+                        (run_down[0] + 0.0, run_down[1] + 1, run_down[2])
+                else:
+                    run_down = _NO_RUN
+                up, down = new_up, new_down
+                top = down if down > up else up
+                if top >= threshold:
+                    centre = 0.5 * (0.0 + prev_y)
+                    n = 2.0
+                    up = down = 0.0
+                    run_up = run_down = _NO_RUN
+                    prev_y, prev_z, prev_t = 0.0, 0.0, t
+                    self.n_alarms += 1
+                    self.last_alarm_t = t
+                    continue
+                prev_y, prev_z, prev_t = 0.0, z, t
+                if top >= half:
+                    continue
+                limit = None
+            # update_robust_level(n, centre, mad, 0.0, alpha, clip or inf, min_scale)
+            n += 1.0
+            if n <= 1.0:
+                centre, mad = 0.0, 0.0
+                continue
+            weight = 1.0 / n
+            weight = weight if weight > alpha else alpha
+            if limit is None:
+                sigma = _SIGMA * mad
+                limit = clip * (min_scale if min_scale > sigma else sigma)
+            r = 0.0 - centre
+            r = -limit if -limit > r else r
+            r = limit if limit < r else r
+            centre += weight * r
+            mad += weight * (abs(r) - mad)
+        self._n, self._centre, self._mad = n, centre, mad
+        self._up, self._down, self._run_up, self._run_down = up, down, run_up, run_down
+        self._prev = (prev_y, prev_z, prev_t)
 
     def score_one(self, x: dict[str, Any]) -> float:
         if self._n < self.grace_period:

@@ -148,3 +148,56 @@ class ContextNovelty(Part):
             self._lo = y
         if y > self._hi:
             self._hi = y
+
+    def learn_zeros(self, steps: int, scoring_from: int) -> None:
+        """``learn(0.0, scoring=i >= scoring_from)`` for ``i`` in ``range(steps)``, in one loop.
+
+        The same state as those calls (a quiet spell of the series, learned at once).
+        Once a step leaves the bins, the range and the context as they were, every later
+        step would record the same, already recorded transitions: only the rest counter
+        moves, and it is advanced in one step (exact, not an approximation).
+        """
+        n_bins = self.levels
+        if not n_bins or steps <= 0:
+            return
+        seen, bits = self._seen, self.bits
+        sq = n_bins * n_bins
+        cube = sq * n_bins
+        base = sq + cube
+        strong_at = _TOTAL_WEIGHT * self.trigger
+        w1, w2, w3 = _WEIGHTS
+        lo, hi, ctx, since = self._lo, self._hi, self._ctx, self._since
+        for i in range(steps):
+            # _bin(0.0)
+            if not hi > lo:
+                b = 0
+            else:
+                b = int((0.0 - lo) / (hi - lo) * n_bins)
+                b = 0 if b < 0 else (n_bins - 1 if b >= n_bins else b)
+            c1 = (ctx % n_bins) * n_bins + b
+            c2 = sq + (ctx % sq) * n_bins + b
+            c3 = base + ((ctx * n_bins + b) * _HASH) % (bits - base)
+            if i >= scoring_from:
+                un = 0
+                if not (seen[c1 >> 3] >> (c1 & 7)) & 1:
+                    un += w1
+                if not (seen[c2 >> 3] >> (c2 & 7)) & 1:
+                    un += w2
+                if not (seen[c3 >> 3] >> (c3 & 7)) & 1:
+                    un += w3
+                since = 0 if un >= strong_at else since + 1
+            seen[c1 >> 3] |= 1 << (c1 & 7)
+            seen[c2 >> 3] |= 1 << (c2 & 7)
+            seen[c3 >> 3] |= 1 << (c3 & 7)
+            new_ctx = (ctx * n_bins + b) % cube
+            new_lo = 0.0 if 0.0 < lo else lo
+            new_hi = 0.0 if 0.0 > hi else hi
+            fixed = new_ctx == ctx and new_lo == lo and new_hi == hi
+            ctx, lo, hi = new_ctx, new_lo, new_hi
+            if fixed:
+                # every later step: same bin, same (now recorded) codes, nothing unseen
+                scored = steps - 1 - max(i + 1, scoring_from) + 1
+                if scored > 0:
+                    since = 0 if 0 >= strong_at else since + scored
+                break
+        self._lo, self._hi, self._ctx, self._since = lo, hi, ctx, since

@@ -7,7 +7,7 @@ z-equivalent on the shared scale of :mod:`detectors.calibration`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from detectors.base import Part
 from detectors.calibration import ratio_to_z
@@ -130,3 +130,45 @@ class RecentExtremity(Part):
         if z2 > cur[2]:
             cur[2] = z2
         self._hist = [max(b[k] for b in blocks) for k in range(N_KINDS)]
+
+    def learn_many(self, steps: Iterable[tuple[float, float, float, float]],
+                   times: Sequence[float], first_index: int) -> None:
+        """:meth:`learn` of a run of observations in one loop, with the same result.
+
+        ``steps[i]`` is ``(z residual, z change, z shift, interval)`` of the observation
+        at ``times[i]`` with index ``first_index + i``. The recent maxima are kept up to
+        date incrementally (a block's maxima only grow) and recomputed over the blocks
+        when a block starts, as :meth:`learn` does at the end of every call.
+        """
+        hc, zf, bp = self.history_cap, self.z_floor, self.block_points
+        blocks, block = self._blocks, self._block
+        h0, h1, h2 = self._hist
+        cur = blocks[-1]
+        index = first_index
+        for (z0, z1, z2, interval), t in zip(steps, times, strict=True):
+            if interval > 0.0:
+                blk = int(t // (_DAY if interval < 0.5 * _DAY else 7 * _DAY))
+            else:
+                blk = index // bp
+            index += 1
+            new_block = blk != block
+            if new_block:
+                blocks.pop(0)
+                cur = [0.0] * N_KINDS
+                blocks.append(cur)
+                block = blk
+            z0 = min(z0, hc * max(h0, zf))
+            z1 = min(z1, hc * max(h1, zf))
+            z2 = min(z2, hc * max(h2, zf))
+            if z0 > cur[0]:
+                cur[0] = z0
+            if z1 > cur[1]:
+                cur[1] = z1
+            if z2 > cur[2]:
+                cur[2] = z2
+            if new_block:
+                h0, h1, h2 = map(max, zip(*blocks))
+            else:
+                h0, h1, h2 = max(h0, cur[0]), max(h1, cur[1]), max(h2, cur[2])
+        self._block = block
+        self._hist = [h0, h1, h2]

@@ -209,3 +209,90 @@ class RobustSeasonalBaseline(Part):
         self._dscale += sr * ((d if d < dlim else dlim) - self._dscale)
         self._absmean += sr * (abs(y) - self._absmean)
         self._prev = expected + ec
+
+    def learn_zeros(self, times: list[float], up_only: bool,
+                    evidence_after: int) -> list[tuple[float, float, float, float]]:
+        """Learn the value 0 at each of ``times`` (oldest first) in one tight loop.
+
+        The same arithmetic, in the same order, as ``learn(0.0, t, phase(t))`` for each
+        ``t`` (so the same floats), without the per-call lookups: a quiet spell of a
+        series is learned when the series has data again, once per missed window.
+        Returns, for each step that had more than ``evidence_after`` points before it,
+        ``(z residual, z change, z shift, interval after the step)``: the
+        :meth:`evidence` of the zero before it was learned (``up_only`` as there) and
+        the sampling interval, which the spike detector's other parts need.
+        """
+        out: list[tuple[float, float, float, float]] = []
+        if not times:
+            return out
+        level_rate, season_rate, scale_rate = self.level_rate, self.season_rate, self.scale_rate
+        clip, shift_rate, rel_floor = self.clip, self.shift_rate, self.rel_floor
+        clip_sigma = clip * _SIGMA_PER_MAD
+        n_phases_of = self._n_phases
+        count, interval, t_prev = self.count, self.interval, self._t_prev
+        season = self._season
+        n_season = len(season)
+        level, scale, dscale = self._level, self._scale, self._dscale
+        absmean, prev, shift = self._absmean, self._prev, self._shift
+        append = out.append
+        for t in times:
+            # phase(t), before learning
+            n_ph = n_season
+            if n_ph == 0 and t_prev is not None:
+                n_ph = n_phases_of(t - t_prev)
+            if n_ph == 24:
+                phase = int(t // _HOUR) % 24
+            elif n_ph == 7:
+                phase = int(t // _DAY + 3) % 7
+            else:
+                phase = -1
+            n = count
+            if n > evidence_after:
+                # evidence(0.0, phase, up_only), before learning
+                expected = level + (season[phase] if 0 <= phase < n_season else 0.0)
+                floor = rel_floor * absmean + 1e-12
+                spread = _SIGMA_PER_MAD * scale + floor
+                e = 0.0 - expected
+                d = 0.0 - prev
+                sh = shift + shift_rate * (e - shift)
+                if up_only:
+                    e, d, sh = max(e, 0.0), max(d, 0.0), max(sh, 0.0)
+                else:
+                    e, d, sh = abs(e), abs(d), abs(sh)
+                zs = (e / spread, d / (_SIGMA_PER_MAD * dscale + floor), sh / spread)
+            # learn(0.0, t, phase)
+            if t_prev is not None and t > t_prev:
+                gap = t - t_prev
+                interval = gap if interval <= 0.0 else min(interval, gap)
+                if not n_season:
+                    season = self._season = [0.0] * n_phases_of(interval)
+                    n_season = len(season)
+            t_prev = t
+            count = n + 1
+            if n == 0:
+                level = prev = 0.0
+                absmean = 0.0
+            else:
+                expected = level + (season[phase] if 0 <= phase < n_season else 0.0)
+                e = 0.0 - expected
+                shift += shift_rate * (e - shift)
+                warm = 1.0 / (n + 1)
+                lim = clip_sigma * scale if n > _CLIP_AFTER else abs(e)
+                ec = -lim if e < -lim else (lim if e > lim else e)
+                ar = level_rate if level_rate > warm else warm
+                level += ar * ec
+                if 0 <= phase < n_season:
+                    season[phase] += season_rate * (1.0 - ar) * ec
+                sr = scale_rate if scale_rate > warm else warm
+                scale += sr * (abs(ec) - scale)
+                d = abs(0.0 - prev)
+                dlim = clip_sigma * dscale if n > _CLIP_AFTER else d
+                dscale += sr * ((d if d < dlim else dlim) - dscale)
+                absmean += sr * (abs(0.0) - absmean)
+                prev = expected + ec
+            if n > evidence_after:
+                append((*zs, interval))
+        self.count, self.interval, self._t_prev = count, interval, t_prev
+        self._level, self._scale, self._dscale = level, scale, dscale
+        self._absmean, self._prev, self._shift = absmean, prev, shift
+        return out

@@ -21,6 +21,7 @@ extremity evidence alone scores 50.3.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from detectors.base import Detector, Explanation, Part
@@ -215,6 +216,27 @@ class SeasonalRobustSpikeDetector(Detector):
         base.learn(y, t, phase)
         if n > _EXTREMITY_GRACE:
             self.extremity.learn(zs, t, base.interval, n)
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """``learn_one({"value": 0.0, "t": t})`` for each of ``times``, part by part.
+
+        The same arithmetic in the same order, so the same state: a zero's baseline
+        evidence does not depend on the other parts, so the baseline learns the whole
+        run first (giving each step's evidence), then the novelty table and the
+        extremity history take the run in one loop each.
+        """
+        times = [float(t) for t in times]
+        base = self.baseline
+        if times and base.count == 0:  # the very first value only starts the baseline
+            base.learn(0.0, times[0], base.phase(times[0]))
+            times = times[1:]
+        if not times:
+            return
+        n = base.count
+        evidence = base.learn_zeros(times, self.direction == "up", _EXTREMITY_GRACE)
+        self.novelty.learn_zeros(len(times), max(0, self.warmup - n))
+        skipped = len(times) - len(evidence)  # the first steps are within the grace
+        self.extremity.learn_many(evidence, times[skipped:], n + skipped)
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         """Observed vs expected, with the range within which the score stays below 0.5.

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -45,6 +46,8 @@ __all__ = ["DetectorPacker", "NotPackable"]
 _PARAM, _PART, _VALUE, _TUPLE, _BYTES = range(5)
 #: A bytearray with at most this share of non-zero bytes is written sparse.
 _SPARSE_SHARE = 0.3
+#: Sparse bytearrays with at most this many non-zero bytes are filled in a Python loop.
+_LOOP_BYTES = 48
 _IMMUTABLE = (int, float, str, bool, bytes, type(None))
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -93,17 +96,17 @@ class _Layout:
         self.special = tuple(special)
         self.mutable_params = tuple(mutable)
 
-    def values(self, obj: Any) -> list[Any]:
+    def values(self, obj: Any, memo: _BytesMemo | None = None) -> list[Any]:
         """The learned values of ``obj`` in layout order (parts nested)."""
         out = list(self.get(obj.__dict__))
         for i, _, kind, sub in self.special:
             if kind == _PART:
-                out[i] = sub.values(out[i])
+                out[i] = sub.values(out[i], memo)
             elif kind == _BYTES:
-                out[i] = _sparse(out[i])
+                out[i] = _sparse(out[i]) if memo is None else memo.sparse(out[i])
         return out
 
-    def build(self, values: list[Any]) -> Any:
+    def build(self, values: list[Any], memo: _BytesMemo | None = None) -> Any:
         """A new instance with the prototype's parameters and ``values``."""
         if len(values) != len(self.names):
             raise ValueError(f"packed {self.cls.__name__}: {len(values)} values, "
@@ -112,11 +115,11 @@ class _Layout:
         d.update(zip(self.names, values))
         for i, attr, kind, sub in self.special:
             if kind == _PART:
-                d[attr] = sub.build(values[i])
+                d[attr] = sub.build(values[i], memo)
             elif kind == _TUPLE:
                 d[attr] = tuple(values[i])
             else:
-                d[attr] = _dense(values[i])
+                d[attr] = _dense(values[i]) if memo is None else memo.dense(values[i])
         for attr in self.mutable_params:
             d[attr] = copy.deepcopy(d[attr])
         obj = object.__new__(self.cls)
@@ -137,9 +140,47 @@ def _dense(v: Any) -> bytearray:
     if type(v) is bytes:
         return bytearray(v)
     size, positions, values = v
-    out = np.zeros(size, dtype=np.uint8)
-    out[np.frombuffer(positions, dtype="<u2")] = np.frombuffer(values, dtype=np.uint8)
-    return bytearray(out.tobytes())
+    out = bytearray(size)
+    if len(values) <= _LOOP_BYTES:  # a few bytes: cheaper than numpy's per-call cost
+        positions = struct.unpack(f"<{len(values)}H", positions)
+        for position, value in zip(positions, values, strict=True):
+            out[position] = value
+    else:
+        np.frombuffer(out, dtype=np.uint8)[np.frombuffer(positions, dtype="<u2")] = \
+            np.frombuffer(values, dtype=np.uint8)
+    return out
+
+
+class _BytesMemo:
+    """The packed form of the bytearrays unpacked since they were last packed.
+
+    A quiet series is unpacked, learns one window and is packed again at the next close;
+    its bit table rarely changes in one window. Unpacking remembers the table's packed
+    form with a copy of its bytes, and packing reuses that form when the table still
+    holds the same bytes (compared in full: a reused form is always the right one). The
+    memo holds the unpacked tables themselves, so an ``id`` is never reused while
+    remembered, and it is cleared when it reaches ``limit`` entries (then forms are
+    just computed again).
+    """
+
+    __slots__ = ("entries", "limit")
+
+    def __init__(self, limit: int = 1 << 14) -> None:
+        self.entries: dict[int, tuple[bytearray, bytes, Any]] = {}
+        self.limit = limit
+
+    def dense(self, v: Any) -> bytearray:
+        out = _dense(v)
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        self.entries[id(out)] = (out, bytes(out), v)
+        return out
+
+    def sparse(self, b: bytearray) -> Any:
+        entry = self.entries.pop(id(b), None)
+        if entry is not None and entry[0] is b and entry[1] == b:
+            return entry[2]
+        return _sparse(b)
 
 
 class DetectorPacker:
@@ -152,6 +193,7 @@ class DetectorPacker:
 
     def __init__(self, prototypes: Mapping[tuple[str, str], Detector]) -> None:
         self._layouts = {key: _Layout(d) for key, d in prototypes.items()}
+        self._memo = _BytesMemo()
 
     def _layout(self, name: str, direction: str) -> _Layout:
         return self._layouts.get((name, direction)) or self._layouts[(name, "up")]
@@ -163,7 +205,7 @@ class DetectorPacker:
             layout = self._layout(name, direction)
             if type(d) is not layout.cls:
                 raise NotPackable(f"{name}: a {type(d).__name__}, not a {layout.cls.__name__}")
-            body.append([name, layout.values(d)])
+            body.append([name, layout.values(d, self._memo)])
         try:
             return _encode([*header, body])
         except TypeError as exc:
@@ -177,7 +219,9 @@ class DetectorPacker:
     def unpack(self, blob: bytes, direction: str) -> tuple[list[Any], dict[str, Detector]]:
         """``(header, detectors)`` from a blob :meth:`pack` wrote."""
         tree = _decode(blob)
-        return tree[:-1], {name: self._layout(name, direction).build(values) for name, values in tree[-1]}
+        memo = self._memo
+        return tree[:-1], {name: self._layout(name, direction).build(values, memo)
+                           for name, values in tree[-1]}
 
     def detector_bytes(self, blob: bytes) -> dict[str, int]:
         """Packed bytes per detector in ``blob`` (for the state-size metric)."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from detectors.changepoint import LevelShiftDetector
-from detectors.spike import SeasonalRobustSpikeDetector
+from detectors.spike import ContextNovelty, RecentExtremity, SeasonalRobustSpikeDetector
 from detectors.volume import VolumeSurgeDetector
 
 DAY = 86_400.0
@@ -76,3 +76,82 @@ def test_nothing_to_learn_changes_nothing() -> None:
     one, other, _ = _trained(VolumeSurgeDetector, seed=1, days=30, gap_days=[])
     other.learn_empty([])
     _assert_close(_state(one), _state(other))
+
+
+# -- the fast paths of spike and changepoint: exactly learn_one's arithmetic ----------
+
+def _exact(a: Any, b: Any, path: str = "") -> None:
+    """Equal state, float for float (NaN equal to NaN), in the same types."""
+    assert type(a) is type(b), path
+    if isinstance(a, dict):
+        assert list(a) == list(b), path
+        for k in a:
+            _exact(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _exact(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b), path
+    else:
+        assert a == b, path
+
+
+#: Detectors whose ``learn_empty`` is a tight loop, in settings that reach every branch:
+#: seasonal phases of every kind, log scale, one side, short warm-ups and grace periods,
+#: novelty off and on a hair trigger, change points that re-baseline during a quiet spell.
+FAST = {
+    "spike": SeasonalRobustSpikeDetector,
+    "spike_log_up": lambda: SeasonalRobustSpikeDetector(
+        transform="log1p", direction="up", warmup=5),
+    "spike_no_novelty": lambda: SeasonalRobustSpikeDetector(
+        novelty=ContextNovelty(levels=0), extremity=RecentExtremity(history_blocks=1)),
+    "spike_touchy_novelty": lambda: SeasonalRobustSpikeDetector(
+        warmup=0, novelty=ContextNovelty(levels=3, trigger=0.0, rest=4)),
+    "changepoint": LevelShiftDetector,
+    "changepoint_touchy": lambda: LevelShiftDetector(allowance=0.0, threshold=1.0, grace_period=2,
+                                                     min_scale=0.01),
+}
+#: Sampling grids: hourly (hour-of-day phases), daily (weekday), weekly and monthly (none).
+STEPS = [3600.0, DAY, 7 * DAY, 30 * DAY]
+
+
+def _value(rng: random.Random) -> float:
+    r = rng.random()
+    if r < 0.35:
+        return 0.0
+    if r < 0.4:
+        return rng.lognormvariate(16, 2)  # a spike
+    if r < 0.45:
+        return -rng.lognormvariate(5, 1)  # a correction
+    return rng.lognormvariate(10, rng.choice([0.1, 1.0]))
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+@pytest.mark.parametrize("seed", range(25))
+def test_a_quiet_spell_learned_at_once_is_the_same_state_float_for_float(
+        kind: str, seed: int) -> None:
+    """Random histories of data and quiet spells: after every spell, state equal and the
+    next scores equal (to 1e-12) whether the spell was learned at once or window by window."""
+    rng = random.Random(seed * 1000 + len(kind))
+    step = rng.choice(STEPS)
+    one_by_one, at_once = FAST[kind](), FAST[kind]()
+    t = rng.randrange(0, 1000) * step
+    for _ in range(rng.randrange(1, 8)):
+        for _ in range(rng.choice([0, 1, 3, 12, 40])):
+            x = {"value": _value(rng), "t": t}
+            one_by_one.learn_one(x)
+            at_once.learn_one(x)
+            t += step
+        spell = []
+        for _ in range(rng.choice([0, 1, 2, 5, 30, 100])):
+            spell.append(t)
+            t += step * rng.choice([1, 1, 1, 2])
+        for s in spell:
+            one_by_one.learn_one({"value": 0.0, "t": s})
+        at_once.learn_empty(spell)
+        _exact(_state(one_by_one), _state(at_once))
+        for v in (0.0, 5e4, _value(rng)):
+            after = {"value": v, "t": t}
+            expected = one_by_one.score_one(after)
+            assert at_once.score_one(after) == pytest.approx(expected, rel=1e-12, abs=1e-12)

@@ -87,3 +87,34 @@ def test_packed_state_is_a_small_fraction_of_the_pickled_one(packer: DetectorPac
 def test_a_detector_of_another_class_is_not_packed(packer: DetectorPacker) -> None:
     with pytest.raises(NotPackable):
         packer.pack([], {"volume": build("changepoint", {})}, "up")
+
+
+@pytest.mark.parametrize("days", [3, 400])
+def test_a_bit_table_packs_to_the_bytes_it_holds_whether_it_changed_or_not(
+        packer: DetectorPacker, days: int) -> None:
+    """Unpacking remembers a table's packed form, packing reuses it only for the same bytes."""
+    spike = _trained("spike", seed=days, days=days)
+    blob = packer.pack([], {"spike": spike}, "up")
+    fresh_packer = DetectorPacker({("spike", "up"): build("spike", {})})  # remembers nothing
+    _, unpacked = packer.unpack(blob, "up")
+    assert packer.pack([], unpacked, "up") == blob  # unchanged: the same bytes
+    _, unpacked = packer.unpack(blob, "up")
+    table = unpacked["spike"].novelty._seen
+    position = next(i for i, b in enumerate(table) if b == 0)
+    table[position] = 0x81  # a new transition recorded after unpacking
+    changed = packer.pack([], unpacked, "up")
+    assert changed != blob
+    assert changed == fresh_packer.pack([], unpacked, "up")
+    assert packer.unpack(changed, "up")[1]["spike"].novelty._seen == table
+
+
+def test_sparse_tables_of_any_fill_come_back_byte_for_byte(packer: DetectorPacker) -> None:
+    rng = random.Random(5)
+    for filled in (0, 1, 20, 48, 49, 200, 230, 231, 768):
+        spike = build("spike", {})
+        table = spike.novelty._seen
+        for position in rng.sample(range(len(table)), filled):
+            table[position] = rng.randrange(1, 256)
+        _, unpacked = packer.unpack(packer.pack([], {"spike": spike}, "up"), "up")
+        assert type(unpacked["spike"].novelty._seen) is bytearray
+        assert unpacked["spike"].novelty._seen == table, filled
