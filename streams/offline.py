@@ -61,6 +61,20 @@ def _recorder(into: dict[Suppressed, str]) -> Callable[[Finding, str], None]:
     return record
 
 
+def _replay_handler(settings: Settings, metrics: PipelineMetrics | None,
+                    now: Callable[[], float], feedback: FeedbackTable | None,
+                    why: bool) -> tuple[RecordHandler, dict[Suppressed, str]]:
+    """The worker's record handler as a replay uses it, and where ``why`` records land."""
+    handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
+                            log_dead_letters=False)
+    if feedback is not None:
+        handler.feedback = feedback
+    suppressed: dict[Suppressed, str] = {}
+    if why:
+        handler.on_suppressed = _recorder(suppressed)
+    return handler, suppressed
+
+
 @dataclasses.dataclass
 class OfflineResult:
     alerts: list[TradeAlert]
@@ -114,13 +128,7 @@ def run_offline(
     if jobs > 1 and metrics is None:
         return _run_parallel(records, settings, now, retunes or {}, feedback, jobs, why)
     partitions = settings.topics.partitions
-    handler = RecordHandler(settings, metrics or PipelineMetrics.disabled(), clock=now,
-                            log_dead_letters=False)
-    if feedback is not None:
-        handler.feedback = feedback
-    suppressed: dict[Suppressed, str] = {}
-    if why:
-        handler.on_suppressed = _recorder(suppressed)
+    handler, suppressed = _replay_handler(settings, metrics, now, feedback, why)
     offsets = [0] * partitions
     alerts: list[TradeAlert] = []
     incidents: list[TradeIncident] = []
@@ -241,13 +249,7 @@ def _serve_partitions(inbox: Any, results: Any, settings: Settings, now: Callabl
 def _handle_partitions(inbox: Any, settings: Settings, now: Callable[[], float],
                        retunes: Mapping[int, Settings], feedback: FeedbackTable | None,
                        why: bool) -> dict[str, Any]:
-    handler = RecordHandler(settings, PipelineMetrics.disabled(), clock=now,
-                            log_dead_letters=False)
-    if feedback is not None:
-        handler.feedback = feedback
-    suppressed: dict[Suppressed, str] = {}
-    if why:
-        handler.on_suppressed = _recorder(suppressed)
+    handler, suppressed = _replay_handler(settings, None, now, feedback, why)
     pending = sorted(retunes.items())
     offsets: dict[int, int] = {}
     alerts: list[tuple[_Order, TradeAlert]] = []
