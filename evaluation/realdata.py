@@ -53,7 +53,7 @@ Mass, transport, route
     Net mass = value / unit value, the unit value being a typical EUR/kg of the
     chapter (3 for food, 25 for machinery, 12 for vehicles ...: assumptions) times
     a fixed per-series price factor (log-normal, sigma 0.35) and a per-declaration
-    one (sigma 0.25). No supplementary quantity. Air (mode 4) for 70 % of goods
+    one (sigma 0.25), to the gram (at least 1 g). No supplementary quantity. Air (mode 4) for 70 % of goods
     above 300 EUR/kg, rail (2) for 10 %, else road (3); road and rail go through the
     usual land route to the partner (e.g. PL, BY, RU to Kazakhstan). Procedure 1000
     (permanent export); injected re-exports use 3151.
@@ -607,7 +607,10 @@ class RealStream:
         price = np.exp(cfg.series_price_sigma * _normal_of(series_h))
         uv_chapter = self._uv[hs2]
         uv = uv_chapter[row] * price[row] * np.exp(cfg.declaration_price_sigma * z_price)
-        mass = np.maximum(np.round(values / uv, 1), 0.1)
+        # to the gram, as declarations give it (a 0.1 kg grid made every small
+        # declaration's unit value an outlier: at 4x declarations most unit-value
+        # alerts were that rounding, not trade)
+        mass = np.maximum(np.round(values / uv, 3), 0.001)
         # transport mode
         p_air = np.where(uv_chapter >= 300.0, cfg.air_share_dense, 0.02)[row]
         mode = np.where(u_mode < p_air, 4, np.where(u_mode < p_air + cfg.rail_share, 2, 3))

@@ -208,3 +208,20 @@ def test_injection_leaves_the_background_unchanged(comext_csv):
     surge = TransitSurge("chips", "2021-04", origin="NL", hub="KG", code="85423190")
     with_scenario = {encode(d) for d in inject(table, [surge]).declarations()}
     assert plain <= with_scenario
+
+
+def test_a_small_declaration_keeps_its_unit_value(tmp_path: Path) -> None:
+    """Mass is given to the gram: a month split into small declarations (here 60 EUR of
+    instruments, ~300 EUR/kg, as four declarations of a few grams) keeps unit values
+    within the declaration price noise (sigma 0.25: a spread of e^1.5 at most), where a
+    0.1 kg grid made them outliers (a 4x expansion's unit-value alerts were mostly that)."""
+    import math
+
+    path = tmp_path / "small.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("month,reporter,partner,code,product,value_eur\n")
+        fh.write('2021-03,LT,KZ,90261000,"Flow meters",60\n')
+    declarations = list(RealStream(load_comext(path), ExpansionConfig(scale=4)).declarations())
+    assert len(declarations) >= 3 and min(d.net_mass_kg for d in declarations) < 0.1
+    unit_values = [d.statistical_value_eur / d.net_mass_kg for d in declarations]
+    assert math.log(max(unit_values) / min(unit_values)) < 1.5
