@@ -27,6 +27,8 @@ lists only, so the state codec writes it without an allowlist entry of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from streams.events import Influencer
 
 __all__ = ["KINDS", "CAPACITY", "TOP", "BASELINE_RATE", "InfluenceTracker"]
@@ -65,7 +67,7 @@ class InfluenceTracker:
         #: rollup series key -> usual value per window, per kind.
         self.usual: dict[str, Sums] = {}
 
-    def add(self, window_start: float, keys: list[str], lane: str, exporter: str,
+    def add(self, window_start: float, keys: Sequence[str], lane: str, exporter: str,
             consignee: str, value: float) -> None:
         """Count one declaration's value towards the rollups ``keys`` of its window."""
         window = self.open.get(window_start)

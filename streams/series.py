@@ -103,7 +103,7 @@ class DeclarationKeys:
     #: Every series the declaration counts towards.
     keys: tuple[str, ...]
     #: The rollups among them (their alerts name influencers).
-    rollups: list[str]
+    rollups: tuple[str, ...]
     #: The lane's HS6 key, ``hs6:DE>KG:854231``: the influencer a rollup names.
     lane: str
     #: ``DE>KG``.
@@ -151,7 +151,7 @@ class SeriesCatalog:
             pairs = self.keys_of(d)
             found = self._memo[memo_key] = DeclarationKeys(
                 keys=tuple(k for k, _ in pairs),
-                rollups=[k for k, rollup in pairs if rollup],
+                rollups=tuple(k for k, rollup in pairs if rollup),
                 lane=f"hs6:{d.exporter_country}>{d.destination_country}:{d.hs_code[:6]}",
                 route=f"{d.exporter_country}>{d.destination_country}",
                 chpl_tier=chpl_tier(d.hs_code) or "",
