@@ -41,6 +41,7 @@ from detectors.base import Detector, Part
 from detectors.changepoint import LevelShiftDetector
 from detectors.novelty import EntityNoveltyDetector
 from detectors.passthrough import PassThroughDetector
+from detectors.trend import TrendDetector
 from detectors.volume import VolumeSurgeDetector
 from detectors.unit_value import UnitValueDetector
 
@@ -102,6 +103,7 @@ def _kinds() -> dict[str, type[Detector]]:
         "novelty": EntityNoveltyDetector,
         "passthrough": PassThroughDetector,
         "volume": VolumeSurgeDetector,
+        "trend": TrendDetector,
     }
     spike = _spike_class()
     if spike is not None:

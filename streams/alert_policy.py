@@ -124,6 +124,11 @@ class AlertPolicy:
         if rules.min_declarations <= 0:
             return True
         x = f.explanation
+        spanned = x.details.get("declarations")
+        if isinstance(spanned, int):
+            # a detector that judges a span of windows (``trend``) counts that span's
+            # declarations; its evidence is a run by construction
+            return spanned >= rules.persistence_min_declarations
         weight = window_weight(f.count, float(x.observed), float(x.expected_high), f.top_eur,
                                rules.weigh_declarations)
         if weight <= 0:

@@ -542,7 +542,7 @@ class Scoring:
         """Score then learn one series' window total; findings over threshold go to ``findings``."""
         if agg.count:
             state.last_window = start
-        x = {"value": agg.value_eur, "t": start}
+        x = {"value": agg.value_eur, "t": start, "count": agg.count}
         min_activity = self._min_activity
         for name, detector in state.detectors.items():
             if state.activity < min_activity.get(name, 0.0):

@@ -10,6 +10,7 @@ import pytest
 
 from detectors.changepoint import LevelShiftDetector
 from detectors.spike import ContextNovelty, RecentExtremity, SeasonalRobustSpikeDetector
+from detectors.trend import TrendDetector
 from detectors.volume import VolumeSurgeDetector
 
 DAY = 86_400.0
@@ -55,6 +56,7 @@ DETECTORS = {
     "volume_down": lambda: VolumeSurgeDetector(direction="down"),
     "spike": SeasonalRobustSpikeDetector,
     "changepoint": LevelShiftDetector,
+    "trend": lambda: TrendDetector(warmup=10, horizon=5, memory=30),
 }
 
 

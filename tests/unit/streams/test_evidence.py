@@ -194,3 +194,26 @@ def test_persistence_is_whole_windows_of_the_grid() -> None:
     assert window_plan(daily).persistence_windows == 3
     weekly = load_settings_text('[windows]\ncalendar = "week"\n[alerts]\npersistence = "14d"\n')
     assert window_plan(weekly).persistence_windows == 2
+
+
+# -- a detector that judges a span of windows (trend) -----------------------------
+
+
+def span_surge(day: int, declarations: int) -> Finding:
+    """A trend finding: one declaration in its own window, ``declarations`` in its month."""
+    f = surge(day, (60_000.0,), detector="trend")
+    x = dataclasses.replace(f.explanation, observed=900_000.0, expected_high=300_000.0,
+                            details={"z": 6.0, "declarations": declarations})
+    return dataclasses.replace(f, explanation=x)
+
+
+def test_a_span_detector_is_judged_on_the_declarations_of_its_span_not_its_window() -> None:
+    assert published(policy(), span_surge(100, declarations=4))
+    assert not published(policy(), span_surge(100, declarations=3))
+
+
+def test_a_span_is_a_run_so_it_needs_what_a_run_of_windows_needs() -> None:
+    p = AlertPolicy(load_settings_text(BASE.replace("persistence_min_declarations = 4",
+                                                    "persistence_min_declarations = 6")))
+    assert not published(p, span_surge(100, declarations=5))
+    assert published(p, span_surge(101, declarations=6))
