@@ -39,7 +39,7 @@ def series_inputs(rng: random.Random, n: int) -> Iterator[dict[str, Any]]:
     for i in range(n):
         level = 1e5 * (5.0 if (i // 200) % 2 else 1.0)
         value = 0.0 if rng.random() < 0.05 else level * rng.lognormvariate(0, 0.3)
-        yield {"value": value, "t": DAY * i}
+        yield {"value": value, "t": DAY * i, "count": 0 if value == 0.0 else 1 + int(rng.random() < 0.5)}
 
 
 def passthrough_inputs(rng: random.Random, n: int) -> Iterator[dict[str, Any]]:
@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     # (label, kind, params, inputs, one instance per series key?)
     cases: list[tuple[str, str, dict[str, Any], list[dict[str, Any]], bool]] = [
         ("changepoint", "changepoint", {}, series, True),
+        ("volume", "volume", {}, series, True),
+        ("trend", "trend", {}, series, True),
         ("passthrough", "passthrough", {}, legs, True),
         ("unit_value (robust z only, default)", "unit_value", {}, decls, False),
         ("unit_value + HST 10 trees", "unit_value", {"hst_trees": 10}, decls[:hst_n], False),

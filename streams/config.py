@@ -358,8 +358,7 @@ def _default_detectors() -> dict[str, DetectorSpec]:
     return {
         "volume": DetectorSpec(kind="volume", threshold=0.99),
         "spike": DetectorSpec(kind="spike", threshold=0.99, min_series_activity=0.9),
-        "trend": DetectorSpec(kind="trend", threshold=0.9,
-                              params={"horizon": "28d", "memory": "365d", "warmup": "120d"}),
+        "trend": DetectorSpec(kind="trend", threshold=0.95),  # daily windows: 28 / 365 / 120
         "changepoint": DetectorSpec(kind="changepoint", threshold=0.9),
         "passthrough": DetectorSpec(kind="passthrough", threshold=0.8),
         "unit_value": DetectorSpec(kind="unit_value", threshold=0.99),

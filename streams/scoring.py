@@ -67,6 +67,7 @@ DETECTOR_ROLES: dict[str, str] = {
     "spike": "series",
     "volume": "series",
     "changepoint": "series",
+    "trend": "series",
     "passthrough": "passthrough",
     "unit_value": "declaration",
     "novelty": "declaration",
