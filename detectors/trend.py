@@ -110,22 +110,6 @@ HOLD_DEV_Z = 3.0
 OFFSET_SHARE = 0.1
 
 
-def _poisson_z(observed: float, expected: float) -> float:
-    """z-equivalent of P(N >= observed) for N ~ Poisson(expected), ``observed`` rounded down
-    (an EW count is smoother than a Poisson one, so this understates its evidence)."""
-    n = int(observed)
-    if n <= 0:
-        return 0.0
-    lam = max(expected, 1e-3)
-    term = math.exp(-lam)
-    cdf = term
-    for i in range(1, n):
-        term *= lam / i
-        cdf += term
-    tail = max(1.0 - cdf, 1e-300)
-    return max(0.0, -_NORMAL.inv_cdf(tail)) if tail < 0.5 else 0.0
-
-
 def _z_of_log_lr(s: float) -> float:
     """z-equivalent of a log likelihood ratio ``s``: the normal quantile of ``1 - exp(-s)``
     (a likelihood ratio of ``1/alpha`` is reached by chance with probability at most alpha)."""
@@ -134,18 +118,10 @@ def _z_of_log_lr(s: float) -> float:
     return max(0.0, -_NORMAL.inv_cdf(max(math.exp(-s), 1e-300)))
 
 
-def _value(x: dict[str, Any]) -> float:
-    v = x.get("value")
-    if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-        return 0.0
-    return float(v)
-
-
-def _count(x: dict[str, Any]) -> float:
-    c = x.get("count")
-    if not isinstance(c, int | float) or not math.isfinite(c) or c < 0:
-        return 0.0
-    return float(c)
+def _number(x: dict[str, Any], key: str) -> float:
+    """``x[key]`` when a finite non-negative number, else 0 (an empty window)."""
+    v = x.get(key)
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) and v >= 0 else 0.0
 
 
 class TrendDetector(Detector):
@@ -233,8 +209,8 @@ class TrendDetector(Detector):
     def _recent_after(self, x: dict[str, Any]) -> tuple[float, float]:
         """(recent level, recent declarations a window) with window ``x`` included."""
         a = self._rates()[0]
-        return self._recent + a * (_value(x) - self._recent), \
-            self._recent_count + a * (_count(x) - self._recent_count)
+        return self._recent + a * (_number(x, "value") - self._recent), \
+            self._recent_count + a * (_number(x, "count") - self._recent_count)
 
     def _z(self, x: dict[str, Any]) -> float:
         if self._n < self.warmup:
@@ -250,14 +226,14 @@ class TrendDetector(Detector):
         z_value = self._log_ratio(recent) / self._spread()
         if z_value <= 0.0:
             return 0.0
-        return min(z_value, _z_of_log_lr(self._cusum_after(_count(x))))
+        return min(z_value, _z_of_log_lr(self._cusum_after(_number(x, "count"))))
 
     # -- contract ----------------------------------------------------------------
 
     def learn_one(self, x: dict[str, Any]) -> None:
         z = self._z_raw(x)
         self._peak = max(self._peak, z) if z >= PEAK_RESET_Z else 0.0
-        self._learn(_value(x), _count(x), z)
+        self._learn(_number(x, "value"), _number(x, "count"), z)
 
     def _learn(self, v: float, c: float, z: float) -> None:
         if self._n == 0 and v == 0.0 and c == 0.0:
