@@ -252,7 +252,7 @@ class TrendDetector(Detector):
             cap = self._level + self.clip * math.sqrt(max(self._var, 0.0))
             if v > cap:
                 v = cap + LEAK * (v - cap)
-        held = z >= HOLD_Z  # an excursion under way: the spreads hold still
+        held = z >= HOLD_Z  # an excursion under way: the window variance holds still
         if self._n and z < HOLD_DEV_Z:  # the first window has no past to deviate from
             self._dev_var += (1.0 / self._n if self._n < self.memory else a_long) * (dev * dev - self._dev_var)
         delta = v - self._level
