@@ -167,9 +167,12 @@ def make_alert(
     """Assemble an alert; ``id_key`` replaces the series key in the id (per-declaration alerts)."""
     x = explanation
     tier = f", CHPL tier {series.chpl_tier}" if series.chpl_tier != "none" else ""
+    span = x.details.get("horizon_windows")  # a detector that judges the last N windows
+    when = f"{span} windows to {utc(window_start):%Y-%m-%d}" if isinstance(span, int) and span > 1 \
+        else f"window {utc(window_start):%Y-%m-%d}"
     summary = (
         f"{detector}: {series.origin_country}->{series.destination_country} "
-        f"{series.level} {series.product_code}{tier}, window {utc(window_start):%Y-%m-%d}: "
+        f"{series.level} {series.product_code}{tier}, {when}: "
         f"observed {_short(x.observed)} {unit} vs expected {_short(x.expected)} "
         f"(range {_short(x.expected_low)}-{_short(x.expected_high)}), score {x.score:.2f}"
     )

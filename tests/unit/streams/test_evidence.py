@@ -203,7 +203,7 @@ def span_surge(day: int, declarations: int) -> Finding:
     """A trend finding: one declaration in its own window, ``declarations`` in its month."""
     f = surge(day, (60_000.0,), detector="trend")
     x = dataclasses.replace(f.explanation, observed=900_000.0, expected_high=300_000.0,
-                            details={"z": 6.0, "declarations": declarations})
+                            details={"z": 6.0, "declarations": declarations, "horizon_windows": 28})
     return dataclasses.replace(f, explanation=x)
 
 
@@ -217,3 +217,10 @@ def test_a_span_is_a_run_so_it_needs_what_a_run_of_windows_needs() -> None:
                                                     "persistence_min_declarations = 6")))
     assert not published(p, span_surge(100, declarations=5))
     assert published(p, span_surge(101, declarations=6))
+
+
+def test_a_span_alert_says_its_figures_cover_the_span() -> None:
+    alert = policy().decide(span_surge(100, declarations=5))
+    assert alert is not None
+    assert "28 windows to 1970-04-11" in alert.summary
+    assert alert.evidence.details["declarations"] == 5
