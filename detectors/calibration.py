@@ -173,6 +173,16 @@ def ratio_to_z(ratio: float, alarm_ratio: float) -> float:
     return Z_ALARM + Z_PER_LOG_RATIO * math.log(ratio / alarm_ratio)
 
 
+def tail_probability_to_z(p: float) -> float:
+    """The one-sided normal z whose upper tail is ``p`` (``p`` kept in ``[1e-300, 1 - 1e-12]``).
+
+    >>> round(tail_probability_to_z(0.00135), 2), round(tail_probability_to_z(1e-100), 1)
+    (3.0, 21.3)
+    """
+    p = min(max(p, 1e-300), 1.0 - 1e-12)
+    return _NORMAL.inv_cdf(1.0 - p) if p > 1e-15 else -_NORMAL.inv_cdf(p)
+
+
 def tail_probability_to_score(p: float) -> float:
     """Score an upper-tail probability ``p`` through its one-sided normal z.
 
@@ -181,8 +191,7 @@ def tail_probability_to_score(p: float) -> float:
     >>> tail_probability_to_score(1.0) < 0.01
     True
     """
-    p = min(max(p, 1e-300), 1.0 - 1e-12)
-    return z_to_score(_NORMAL.inv_cdf(1.0 - p) if p > 1e-15 else -_NORMAL.inv_cdf(p))
+    return z_to_score(tail_probability_to_z(p))
 
 
 def surprise_of_z(z: float) -> float:

@@ -76,23 +76,20 @@ The same month resting on one large declaration a day is no trend:
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
-from detectors.calibration import z_to_score
+from detectors.calibration import tail_probability_to_z, z_to_score
 
 __all__ = ["TrendDetector"]
-
-_NORMAL = statistics.NormalDist()
 
 #: Share of the excess above the winsorising bound that the long-run level still
 #: learns: a new level is learned over the ``memory``, not never.
 LEAK = 0.02
 #: Deviations of the recent level are learned winsorised at this many spreads: a
-#: lasting new level widens the spread over months (the variance grows by at most
-#: ``DEV_CLIP**2 / memory`` of its value a window), not within the surge it should flag.
+#: lasting new level widens the spread over months, not within the surge it should flag
+#: (a window adds at most ``DEV_CLIP**2`` times the learning rate to the variance: the
+#: rate is ``1 / memory`` once the series has ``memory`` windows).
 DEV_CLIP = 2.0
 #: An excursion ends when the growth evidence falls below this z; until then only a
 #: new high of it is scored (a month-long level decays for weeks after a surge ends).
@@ -115,7 +112,7 @@ def _z_of_log_lr(s: float) -> float:
     (a likelihood ratio of ``1/alpha`` is reached by chance with probability at most alpha)."""
     if s <= 0.0:
         return 0.0
-    return max(0.0, -_NORMAL.inv_cdf(max(math.exp(-s), 1e-300)))
+    return max(0.0, tail_probability_to_z(math.exp(-s)))
 
 
 def _number(x: dict[str, Any], key: str) -> float:
@@ -206,23 +203,21 @@ class TrendDetector(Detector):
         k = self.rate_factor
         return max(0.0, self._cusum + c * math.log(k) - (k - 1.0) * lam)
 
-    def _recent_after(self, x: dict[str, Any]) -> tuple[float, float]:
-        """(recent level, recent declarations a window) with window ``x`` included."""
+    def _recent_after(self, v: float, c: float) -> tuple[float, float]:
+        """(recent level, recent declarations a window) with a window of total ``v`` and
+        ``c`` declarations included."""
         a = self._rates()[0]
-        return self._recent + a * (_number(x, "value") - self._recent), \
-            self._recent_count + a * (_number(x, "count") - self._recent_count)
+        return self._recent + a * (v - self._recent), self._recent_count + a * (c - self._recent_count)
 
     def _z(self, x: dict[str, Any]) -> float:
-        if self._n < self.warmup:
-            return 0.0
-        z = self._z_raw(x)
+        z = self._z_raw(x)  # 0 before the warm-up, which is never a new high
         return z if z > self._peak else 0.0
 
     def _z_raw(self, x: dict[str, Any]) -> float:
         """The growth evidence of the recent level with window ``x``, before the peak rule."""
         if self._n < self.warmup:
             return 0.0
-        recent, _ = self._recent_after(x)
+        recent, _ = self._recent_after(_number(x, "value"), _number(x, "count"))
         z_value = self._log_ratio(recent) / self._spread()
         if z_value <= 0.0:
             return 0.0
@@ -238,10 +233,9 @@ class TrendDetector(Detector):
     def _learn(self, v: float, c: float, z: float) -> None:
         if self._n == 0 and v == 0.0 and c == 0.0:
             return  # a lane's past starts at its first declaration (a new lane has none)
-        a_recent, a_long = self._rates()
+        a_long = self._rates()[1]
         warm = self._n >= self.warmup
-        recent = self._recent + a_recent * (v - self._recent)
-        self._recent_count += a_recent * (c - self._recent_count)
+        recent, self._recent_count = self._recent_after(v, c)
         self._cusum = self._cusum_after(c)
         self._level_count += a_long * (c - self._level_count)
         dev = self._log_ratio(recent)
@@ -254,7 +248,7 @@ class TrendDetector(Detector):
                 v = cap + LEAK * (v - cap)
         held = z >= HOLD_Z  # an excursion under way: the window variance holds still
         if self._n and z < HOLD_DEV_Z:  # the first window has no past to deviate from
-            self._dev_var += (1.0 / self._n if self._n < self.memory else a_long) * (dev * dev - self._dev_var)
+            self._dev_var += max(1.0 / self.memory, 1.0 / self._n) * (dev * dev - self._dev_var)
         delta = v - self._level
         self._level += a_long * delta
         if not held:
@@ -262,20 +256,12 @@ class TrendDetector(Detector):
         self._recent = recent
         self._n += 1
 
-    def learn_empty(self, times: Sequence[float]) -> None:
-        """Learn windows without data: the arithmetic of ``learn_one`` in one tight loop."""
-        empty = {"value": 0.0, "count": 0}
-        for _ in times:
-            z = self._z_raw(empty)
-            self._peak = max(self._peak, z) if z >= PEAK_RESET_Z else 0.0
-            self._learn(0.0, 0.0, z)
-
     def score_one(self, x: dict[str, Any]) -> float:
         return z_to_score(self._z(x))
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         h = float(self.horizon)
-        recent, count = self._recent_after(x)
+        recent, count = self._recent_after(_number(x, "value"), _number(x, "count"))
         spread, e = self._spread(), self._offset()
         z = self._z(x)
         return Explanation(
