@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         ("volume", "volume", {}, series, True),
         ("trend", "trend", {}, series, True),
         ("passthrough", "passthrough", {}, legs, True),
+        ("onset", "onset", {}, legs, True),
         ("unit_value (robust z only, default)", "unit_value", {}, decls, False),
         ("unit_value + HST 10 trees", "unit_value", {"hst_trees": 10}, decls[:hst_n], False),
         (

@@ -40,6 +40,7 @@ from typing import Any
 from detectors.base import Detector, Part
 from detectors.changepoint import LevelShiftDetector
 from detectors.novelty import EntityNoveltyDetector
+from detectors.onset import OnsetDetector
 from detectors.passthrough import PassThroughDetector
 from detectors.trend import TrendDetector
 from detectors.volume import VolumeSurgeDetector
@@ -104,6 +105,7 @@ def _kinds() -> dict[str, type[Detector]]:
         "passthrough": PassThroughDetector,
         "volume": VolumeSurgeDetector,
         "trend": TrendDetector,
+        "onset": OnsetDetector,
     }
     spike = _spike_class()
     if spike is not None:

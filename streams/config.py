@@ -361,6 +361,7 @@ def _default_detectors() -> dict[str, DetectorSpec]:
         "trend": DetectorSpec(kind="trend", threshold=0.95),  # daily windows: 28 / 365 / 120
         "changepoint": DetectorSpec(kind="changepoint", threshold=0.9),
         "passthrough": DetectorSpec(kind="passthrough", threshold=0.8),
+        "onset": DetectorSpec(kind="onset", threshold=0.88),  # daily windows: 28 / 180
         "unit_value": DetectorSpec(kind="unit_value", threshold=0.99),
         "novelty": DetectorSpec(kind="novelty", threshold=0.95),
     }

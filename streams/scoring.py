@@ -69,6 +69,7 @@ DETECTOR_ROLES: dict[str, str] = {
     "changepoint": "series",
     "trend": "series",
     "passthrough": "passthrough",
+    "onset": "passthrough",
     "unit_value": "declaration",
     "novelty": "declaration",
 }

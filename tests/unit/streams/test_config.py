@@ -23,7 +23,7 @@ def test_the_shipped_config_is_valid() -> None:
     # the duplicate set must outlive a window and its grace to be complete
     assert settings.validation.dedup_horizon_seconds >= (
         settings.windows.size_seconds + settings.windows.grace_seconds)
-    assert set(settings.detectors) == {"volume", "spike", "changepoint", "trend", "passthrough",
+    assert set(settings.detectors) == {"volume", "spike", "changepoint", "trend", "passthrough", "onset",
                                       "unit_value", "novelty"}
 
 
