@@ -171,11 +171,18 @@ class TumblingWindows:
         if window is None:
             window = self._open[start] = {}
         top_k = self.top_k
-        for key in keys:
+        for key in keys:  # SeriesAggregate.add, inlined: this runs per declaration and series
             agg = window.get(key)
             if agg is None:
                 agg = window[key] = SeriesAggregate()
-            agg.add(value, mass, declaration_id, top_k)
+            agg.count += 1
+            agg.value_eur += value
+            agg.mass_kg += mass
+            top = agg.top
+            if len(top) < top_k:
+                heapq.heappush(top, (value, declaration_id))
+            elif value > top[0][0]:
+                heapq.heapreplace(top, (value, declaration_id))
         if ts > self.watermark:
             self._observe(ts)
         return True
@@ -194,7 +201,12 @@ class TumblingWindows:
 
     def advance(self) -> list[ClosedWindow]:
         """Close every window whose end + grace the watermark has passed, oldest first."""
-        return self._close_until(self.watermark - self.grace)
+        horizon = self.watermark - self.grace
+        closed_before = self._closed_before
+        if (closed_before > -math.inf and horizon > -math.inf
+                and self.grid.start(horizon) <= closed_before):
+            return []  # nothing to close: what _close_until finds, without its set-up (per record)
+        return self._close_until(horizon)
 
     def close_idle(self) -> list[ClosedWindow]:
         """Close every open window up to the watermark's own (the input has gone quiet).

@@ -16,7 +16,7 @@ from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import TradeDeclaration
 from streams.influence import InfluenceTracker
-from streams.series import ANY_ORIGIN, SeriesCatalog
+from streams.series import ANY_ORIGIN, DeclarationKeys, SeriesCatalog
 
 __all__ = ["Features", "passthrough_flows"]
 
@@ -38,9 +38,14 @@ class Features:
         )
         self.influence = InfluenceTracker()
 
-    def add(self, d: TradeDeclaration, ts: float) -> bool:
-        """Count ``d`` (event time ``ts``) in its window of every series; False if it is late."""
-        keys = self.catalog.declaration_keys(d)
+    def add(self, d: TradeDeclaration, ts: float, keys: DeclarationKeys | None = None) -> bool:
+        """Count ``d`` (event time ``ts``) in its window of every series; False if it is late.
+
+        ``keys``: the catalog's :meth:`~streams.series.SeriesCatalog.declaration_keys`
+        of ``d`` when the caller has them already.
+        """
+        if keys is None:
+            keys = self.catalog.declaration_keys(d)
         windows = self.windows
         if not windows.add(ts, keys.keys, d.statistical_value_eur, d.net_mass_kg,
                            d.declaration_id):

@@ -49,13 +49,20 @@ Sums = list[dict[str, float]]
 
 
 def _add(sums: dict[str, float], item: str, value: float) -> None:
-    if item in sums:
-        sums[item] += value
+    found = sums.get(item)
+    if found is not None:
+        sums[item] = found + value
     elif len(sums) < CAPACITY:
         sums[item] = value
     else:  # Space-Saving: the newcomer takes the smallest one's place and count
-        smallest = min(sums, key=sums.__getitem__)
-        sums[item] = sums.pop(smallest) + value
+        # the first smallest in dict order, as ``min(sums, key=sums.__getitem__)``
+        # (sums are finite: validation rejects non-finite values); ~2x faster
+        smallest = min(sums.values())
+        for key, v in sums.items():
+            if v == smallest:
+                break
+        del sums[key]
+        sums[item] = smallest + value
 
 
 class InfluenceTracker:
@@ -73,13 +80,14 @@ class InfluenceTracker:
         window = self.open.get(window_start)
         if window is None:
             window = self.open[window_start] = {}
+        add = _add
         for key in keys:
             sums = window.get(key)
             if sums is None:
                 sums = window[key] = [{}, {}, {}]
-            _add(sums[0], lane, value)
-            _add(sums[1], exporter, value)
-            _add(sums[2], consignee, value)
+            add(sums[0], lane, value)
+            add(sums[1], exporter, value)
+            add(sums[2], consignee, value)
 
     def close(self, window_start: float) -> dict[str, Sums]:
         """The contributions of a closed window (and forget them here)."""
@@ -106,25 +114,40 @@ class InfluenceTracker:
         return out
 
     def learn(self, contributions: dict[str, Sums]) -> None:
-        """Move every rollup's usual values towards this closed window's (absent ones to 0)."""
-        for key in contributions.keys() | self.usual.keys():
-            now = contributions.get(key) or [{}, {}, {}]
-            usual = self.usual.get(key)
+        """Move every rollup's usual values towards this closed window's (absent ones to 0).
+
+        Per kind, the known contributors decay towards this window's value, then the
+        newcomers enter (a newcomer's mean is ``BASELINE_RATE * value``, the same float
+        as the update from 0). Only the order in which newcomers enter differs from a
+        loop over the union of both, and nothing reads that order.
+        """
+        usual_of = self.usual
+        rate, floor = BASELINE_RATE, _FORGET_BELOW
+        for key in [*contributions, *(k for k in usual_of if k not in contributions)]:
+            now = contributions.get(key)
+            usual = usual_of.get(key)
             if usual is None:
-                usual = self.usual[key] = [{}, {}, {}]
-            for seen, before in zip(now, usual, strict=True):
-                for item in seen.keys() | before.keys():
-                    mean = before.get(item, 0.0)
-                    mean += BASELINE_RATE * (seen.get(item, 0.0) - mean)
-                    if mean >= _FORGET_BELOW:
-                        before[item] = mean
-                    else:
-                        before.pop(item, None)
-                if len(before) > CAPACITY:
-                    for item in sorted(before, key=lambda i: (before[i], i))[: len(before) - CAPACITY]:
-                        del before[item]
+                usual = usual_of[key] = [{}, {}, {}]
+            for kind in range(3):
+                seen = now[kind] if now else {}
+                before = usual[kind]
+                get = seen.get
+                after = {}
+                for item, mean in before.items():
+                    mean += rate * (get(item, 0.0) - mean)
+                    if mean >= floor:
+                        after[item] = mean
+                for item, value in seen.items():
+                    if item not in before:
+                        mean = rate * value
+                        if mean >= floor:
+                            after[item] = mean
+                if len(after) > CAPACITY:
+                    for item in sorted(after, key=lambda i: (after[i], i))[: len(after) - CAPACITY]:
+                        del after[item]
+                usual[kind] = after
             if not any(usual):
-                del self.usual[key]
+                del usual_of[key]
 
     def forget(self, keys: list[str]) -> None:
         """Drop the usual values of series that are no longer watched."""

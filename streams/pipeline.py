@@ -155,21 +155,27 @@ class PartitionPipeline:
         (its window had closed).
         """
         ts = d.declared_at.timestamp()
-        if d.declaration_id in self.seen:
+        seen = self.seen
+        if d.declaration_id in seen:
             return "duplicate_declaration", []
-        windows = self.windows
+        features = self.features
+        windows = features.windows
         ahead = windows.is_ahead(ts)
-        if not self.features.add(d, ts):
+        keys = features.catalog.declaration_keys(d)
+        if not features.add(d, ts, keys):
             return "late_event", []
         if ahead and self.metrics:
             self.metrics.watermark_outliers.inc()
-        self.seen.add(d.declaration_id, ts)
-        self.seen.expire(windows.watermark)
+        seen.add(d.declaration_id, ts)
+        seen.expire(windows.watermark)
         self.last_event_ts = ts
         alerts: list[TradeAlert] = []
-        if self.scoring.declaration_detectors:
-            findings = self.scoring.score_declaration(d, windows.window_start(ts), self.policy.threshold)
-            alerts = self._decide(findings)
+        scoring = self.scoring
+        if scoring.declaration_detectors:
+            findings = scoring.score_declaration(d, windows.window_start(ts), self.policy.threshold,
+                                                 keys)
+            if findings:
+                alerts = self._decide(findings)
         closed = windows.advance()
         if closed:
             alerts.extend(self._close(closed))

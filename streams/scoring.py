@@ -58,7 +58,7 @@ from streams.config_windows import window_plan
 from streams.events import AlertSeries, TradeDeclaration
 from streams.metrics import PipelineMetrics
 from streams.packing import DetectorPacker, NotPackable
-from streams.series import SeriesCatalog, SeriesFamily, series_meta
+from streams.series import DeclarationKeys, SeriesCatalog, SeriesFamily, series_meta
 
 __all__ = ["DETECTOR_ROLES", "ONE_SIDED_KINDS", "Finding", "Scoring", "TIMING_SAMPLE"]
 
@@ -307,31 +307,43 @@ class Scoring:
     # -- per declaration -------------------------------------------------------------
 
     def score_declaration(self, d: TradeDeclaration, window_start: float,
-                          threshold: ThresholdOf) -> list[Finding]:
-        """Score and learn ``d`` with the per-declaration detectors."""
+                          threshold: ThresholdOf, keys: DeclarationKeys | None = None) -> list[Finding]:
+        """Score and learn ``d`` with the per-declaration detectors.
+
+        ``keys``: the catalog's :meth:`~streams.series.SeriesCatalog.declaration_keys`
+        of ``d`` when the caller has them already.
+        """
+        if keys is None:
+            keys = self.catalog.declaration_keys(d)
+        key = keys.lane
+        value = d.statistical_value_eur
         hs = d.hs_code
-        keys = self.catalog.declaration_keys(d)
-        route, key = keys.route, keys.lane
-        findings = []
+        findings: list[Finding] = []
+        x_global: dict[str, Any] | None = None
+        x_chapter: dict[str, Any] | None = None
+        global_detectors = self._global_detectors
         for name in self._prototypes["declaration"]:
-            if name in self._global_detectors:
-                detector = self._global_detectors[name]
-                x: dict[str, Any] = {"exporter_id": d.exporter_id, "consignee_id": d.consignee_id,
-                                     "route": route, "chpl_tier": keys.chpl_tier,
-                                     "value_eur": d.statistical_value_eur}
-                unit = "EUR"
-            else:  # unit value: one detector per HS chapter
+            detector = global_detectors.get(name)
+            per_chapter = detector is None
+            if per_chapter:  # unit value: one detector per HS chapter
                 detector = self._chapter_detectors.get((name, hs[:2]))
                 if detector is None:
                     detector = self._chapter_detectors[(name, hs[:2])] = self._fresh(name)
-                x = {"value_eur": d.statistical_value_eur, "net_mass_kg": d.net_mass_kg,
-                     "hs6": hs[:6]}
-                unit = "EUR/kg"
+                if x_chapter is None:
+                    x_chapter = {"value_eur": value, "net_mass_kg": d.net_mass_kg, "hs6": hs[:6]}
+                x = x_chapter
+            else:
+                if x_global is None:
+                    x_global = {"exporter_id": d.exporter_id, "consignee_id": d.consignee_id,
+                                "route": keys.route, "chpl_tier": keys.chpl_tier,
+                                "value_eur": value}
+                x = x_global
             line = threshold(name, key)
             explanation = self._score_and_learn(name, detector, x, line)
             if explanation is not None and line is not None:
                 findings.append(Finding(
-                    name, series_meta(key), None, False, window_start, explanation, line, unit,
+                    name, series_meta(key), None, False, window_start, explanation, line,
+                    "EUR/kg" if per_chapter else "EUR",
                     count=1, ids=[d.declaration_id], id_key=f"decl:{d.declaration_id}"))
         return findings
 
