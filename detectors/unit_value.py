@@ -148,6 +148,7 @@ class UnitValueDetector(Detector):
     def _unit_test_params(cls):  # type: ignore[no-untyped-def]
         yield {}
         yield {"hst_trees": 3, "grace_period": 5}
+        yield {"max_codes": 1, "grace_period": 2}  # the cap on codes, and scoring early
 
     @classmethod
     def _unit_test_inputs(cls) -> list[dict[str, Any]]:
@@ -220,6 +221,10 @@ class UnitValueDetector(Detector):
                 features = self._hst_features(x, lu, self._z(x)[0])
                 self._hst_calibrator.update(self._hst.score_one(features))
                 self._hst.learn_one(features)
+        self._update(hs6, stats, lu)
+
+    def _update(self, hs6: str, stats: tuple[float, float, float] | None, lu: float) -> None:
+        """Move code ``hs6``'s statistics (``stats``, None for a new code) towards ``lu``."""
         if stats is None:
             self._codes[hs6] = (1.0, lu, 0.0)
             return
@@ -233,6 +238,30 @@ class UnitValueDetector(Detector):
             limit = self.clip * (sigma if sigma > self.min_scale else self.min_scale)
             r = limit if r > limit else (-limit if r < -limit else r)
         self._codes[hs6] = (n, centre + weight * r, mad + weight * (abs(r) - mad))
+
+    def score_then_learn(self, x: dict[str, Any], threshold: float | None,
+                         learn: bool = True) -> tuple[float, Explanation | None]:
+        """As the base class, reading the code's statistics and the log unit value once.
+
+        Without HalfSpaceTrees (the shipped config) this is the per-declaration hot
+        path: the same arithmetic as :meth:`score_one` then :meth:`learn_one`.
+        """
+        if self._hst is not None:
+            return super().score_then_learn(x, threshold, learn)
+        hs6 = x.get("hs6", "")
+        stats = self._codes.get(hs6)
+        lu = self._log_unit_value(x)
+        if stats is None or stats[0] < self.grace_period or lu is None:
+            score = 0.0
+        else:
+            sigma = _SIGMA_PER_MAD * stats[2]
+            score = z_to_score(
+                abs(lu - stats[1]) / (sigma if sigma > self.min_scale else self.min_scale)
+            )
+        explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
+        if learn and lu is not None and (stats is not None or len(self._codes) < self.max_codes):
+            self._update(hs6, stats, lu)
+        return score, explanation
 
     def score_one(self, x: dict[str, Any]) -> float:
         if self._hst is not None:
