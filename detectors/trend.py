@@ -76,6 +76,7 @@ The same month resting on one large declaration a day is no trend:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
@@ -255,6 +256,55 @@ class TrendDetector(Detector):
             self._var = (1.0 - a_long) * (self._var + a_long * delta * delta)
         self._recent = recent
         self._n += 1
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """A quiet spell in a tight loop of ``_learn``'s arithmetic for an empty window.
+
+        No closed form: what the spread learns of each empty window is clipped at two
+        spreads, and the spread moves with it. But an empty window has no evidence once
+        the recent level is at or below the long-run one (it is after a few windows of a
+        quiet spell, and stays so: the recent level decays faster), so there the loop
+        skips the z, the peak and the holds and does only the updates (the same floats as
+        ``learn_one``; ``tests/unit/detectors/test_learn_empty.py``). While an excursion's
+        recent level is still above the long-run one, a window goes through ``learn_one``.
+        On the real background's daily replay this loop was the largest single cost of a
+        quiet series' catch-up (the pipeline learns every missed window of every series
+        that has data again).
+        """
+        if self._n == 0:
+            return  # a lane's past starts at its first declaration
+        x = {"value": 0.0, "count": 0}
+        h, memory, warmup, k1 = self.horizon, self.memory, self.warmup, self.rate_factor - 1.0
+        min_spread = self.min_spread
+        for t in times:
+            n = self._n
+            n1 = n + 1.0
+            a_recent = max(1.0 / h, 1.0 / n1)
+            a_long = max(1.0 / memory, 1.0 / n1)
+            recent_before, level = self._recent, self._level
+            recent = recent_before + a_recent * (0.0 - recent_before)
+            e = OFFSET_SHARE * level + 1e-9
+            dev = math.log((recent + e) / (level + e))
+            if n >= warmup and dev > 0.0:
+                x["t"] = t
+                self.learn_one(x)  # still above the long-run level: z, peak and holds apply
+                continue
+            self._peak = 0.0
+            self._recent_count = self._recent_count + a_recent * (0.0 - self._recent_count)
+            lam = self._level_count
+            self._cusum = 0.0 if lam <= 0 else max(0.0, self._cusum + 0.0 - k1 * lam)
+            self._level_count = lam + a_long * (0.0 - lam)
+            if n >= warmup:
+                bound = DEV_CLIP * max(math.sqrt(max(self._dev_var, 0.0)), min_spread)
+                if abs(dev) > bound:
+                    dev = math.copysign(bound, dev)
+                # an empty window is never above the winsorising cap: nothing to clip
+            self._dev_var += max(1.0 / memory, 1.0 / n) * (dev * dev - self._dev_var)
+            delta = 0.0 - level
+            self._level = level + a_long * delta
+            self._var = (1.0 - a_long) * (self._var + a_long * delta * delta)
+            self._recent = recent
+            self._n = n + 1
 
     def score_one(self, x: dict[str, Any]) -> float:
         return z_to_score(self._z(x))

@@ -157,3 +157,22 @@ def test_a_quiet_spell_learned_at_once_is_the_same_state_float_for_float(
             after = {"value": v, "t": t}
             expected = one_by_one.score_one(after)
             assert at_once.score_one(after) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("gap", [1, 3, 10, 60, 400])
+def test_trend_learns_a_quiet_spell_that_starts_mid_excursion_as_window_by_window(gap: int) -> None:
+    # a surge leaves the recent level above the long-run one: the first empty windows
+    # still carry evidence (z, peak, holds), the later ones none
+    rng = random.Random(gap)
+    one_by_one, at_once = TrendDetector(), TrendDetector()
+    days = [1e4 * rng.uniform(0.5, 1.5) for _ in range(200)] + [8e4] * 20
+    for day, v in enumerate(days):
+        x = {"value": v, "t": day * DAY, "count": 3 if v < 5e4 else 20}
+        one_by_one.learn_one(x)
+        at_once.learn_one(x)
+    assert one_by_one._z_raw({"value": 0.0, "t": 220 * DAY}) > 0.0, "the spell starts with evidence"
+    times = [(220 + g) * DAY for g in range(gap)]
+    for t in times:
+        one_by_one.learn_one({"value": 0.0, "t": t})
+    at_once.learn_empty(times)
+    assert _state(at_once) == _state(one_by_one), "the same floats, not only close ones"
