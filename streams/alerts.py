@@ -176,6 +176,11 @@ def make_alert(
         f"observed {_short(x.observed)} {unit} vs expected {_short(x.expected)} "
         f"(range {_short(x.expected_low)}-{_short(x.expected_high)}), score {x.score:.2f}"
     )
+    active, before = x.details.get("active_windows"), x.details.get("windows_before")
+    if isinstance(active, int) and isinstance(before, int) and isinstance(span, int):
+        # an onset: how often the flow ran lately against before
+        summary += (f"; flowing in {active} of the last {span} windows, "
+                    f"{x.details.get('active_before', 0)} of the {before} before")
     # the published schema allows numbers and strings only: flags travel as 0/1
     details = {k: int(v) if isinstance(v, bool) else v
                for k, v in x.details.items() if isinstance(v, int | float | str)}

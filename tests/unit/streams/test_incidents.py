@@ -312,3 +312,21 @@ def test_the_grouper_survives_the_state_codec_with_its_held_alerts() -> None:
     restored = decode_state(encode_state(pipeline), PartitionPipeline(settings)).incidents
     assert restored.has_pending
     assert restored.close(closed, now=2.0) == pipeline.incidents.close(closed, now=2.0)
+
+
+def test_an_onset_alert_says_how_often_the_flow_ran_lately_and_before() -> None:
+    from detectors.onset import OnsetDetector
+
+    det = OnsetDetector()
+    for day in range(500):
+        det.learn_one({"inflow": 3e4, "outflow": 0.0, "t": DAY * day})
+    for day in range(500, 503):
+        det.learn_one({"inflow": 3e4, "outflow": 6e4, "t": DAY * day})
+    x = {"inflow": 3e4, "outflow": 6e4, "t": DAY * 503}
+    onset = make_alert(detector="onset", series=series("passthrough:KZ>RU:846693"),
+                       window_start=DAY * 503, window_end=DAY * 504,
+                       explanation=det.explain_one(x), threshold=0.88, severity="high", unit="EUR",
+                       declaration_count=0, declaration_ids=[], emitted_at=DAY * 504)
+    assert "28 windows to" in onset.summary
+    assert "flowing in 4 of the last 28 windows, 0 of the 476 before" in onset.summary
+    assert "flowing in" not in alert("volume", "hs6:DE>KG:854231").summary
