@@ -335,7 +335,6 @@ class WorkerLoop:
         urgent = False  # an alert or incident is waiting in ``out``
         total = sum(len(records) for records in batches.values())
         seen, half = 0, total // 2
-        since = time.perf_counter()  # handling since the last delivery
         for tp, r in arrival_order(batches):
             produced = handle(r.value, key=r.key, topic=tp.topic, partition=tp.partition,
                               offset=r.offset, timestamp=r.timestamp / 1000.0)
@@ -345,10 +344,9 @@ class WorkerLoop:
             if produced:
                 out.extend(produced)
                 urgent = urgent or any(item.kind != "dead_letter" for item in produced)
-            if urgent and seen < total and self._early.due(time.perf_counter() - since):
+            if urgent and seen < total and self._early.due(time.perf_counter()):
                 await self._deliver(out)
                 out, urgent = [], False
-                since = time.perf_counter()
         await self._deliver(out)
 
     async def _deliver(self, out: list[Outgoing]) -> None:
@@ -357,7 +355,7 @@ class WorkerLoop:
         assert self.producer is not None
         started = time.perf_counter()
         await deliver(self.producer, out, self._topic_of, self.metrics)
-        self._early.delivered(time.perf_counter() - started)
+        self._early.delivered(started, time.perf_counter())
         self.handler.after_publish(out, time.time())
 
     async def _persist(self, partitions: dict[int, str]) -> None:

@@ -16,9 +16,9 @@ Two things here take the fetch's size out of an alert's latency:
 * :class:`EarlyDelivery` says when the alerts handled so far should be delivered
   at once, before the rest of the fetch is handled. Delivering costs a round trip
   to the broker (``acks=all``); a stream with many alerts would pay it per
-  record, so an early delivery is due only once the worker has handled for
-  :data:`EARLY_COST_FACTOR` times as long as the last delivery took since it:
-  early deliveries then cost at most about a tenth of the worker's time.
+  record, so an early delivery is due only once :data:`EARLY_COST_FACTOR` times
+  as long as the last delivery took has passed since it ended: early deliveries
+  then cost at most about a tenth of the worker's time.
 
 Neither changes what is published or the order of the loop's guarantees (issue 8):
 every output of a fetch is delivered and acknowledged before its state is saved
@@ -29,13 +29,14 @@ is published again, with the same id, when the fetch is replayed.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 __all__ = ["EARLY_COST_FACTOR", "EarlyDelivery", "arrival_order"]
 
-#: Handle at least this many times as long as the last delivery took between two
-#: early deliveries: they cost at most about 1 / (1 + factor) of the worker's time.
+#: Between the end of a delivery and an early one, at least this many times as long
+#: as that delivery took: early deliveries cost at most 1 / (1 + factor) of the time.
 EARLY_COST_FACTOR = 9.0
 
 K = TypeVar("K")
@@ -67,26 +68,28 @@ def arrival_order(batches: Mapping[K, Sequence[Any]]) -> Iterator[tuple[K, Any]]
 class EarlyDelivery:
     """Whether output handled so far is delivered now or with the rest of the fetch.
 
-    The caller reports each delivery's duration (:meth:`delivered`) and the time
-    it has spent handling records since (:meth:`due`'s argument). Before the first
-    delivery nothing is known of its cost, so the first alert goes at once.
+    The caller reports each delivery (:meth:`delivered`: when it started and
+    ended, on the clock it passes to :meth:`due`). Before the first delivery
+    nothing is known of its cost, so the first alert goes at once; an alert raised
+    at the start of a fetch goes at once if the last delivery ended long enough
+    ago, whichever fetch it belonged to.
 
     >>> early = EarlyDelivery()
-    >>> early.due(handled_seconds=0.0)
+    >>> early.due(now=0.0)
     True
-    >>> early.delivered(seconds=0.01)
-    >>> early.due(handled_seconds=0.05), early.due(handled_seconds=0.09)
+    >>> early.delivered(started=1.0, ended=1.01)
+    >>> early.due(now=1.05), early.due(now=1.10)
     (False, True)
     """
 
     def __init__(self, factor: float = EARLY_COST_FACTOR) -> None:
         self.factor = factor
-        self._last_cost = 0.0
+        self._next = -math.inf
 
-    def due(self, handled_seconds: float) -> bool:
-        """Deliver now, after ``handled_seconds`` of handling since the last delivery?"""
-        return handled_seconds >= self.factor * self._last_cost
+    def due(self, now: float) -> bool:
+        """Deliver what is pending now (``now`` on the clock given to :meth:`delivered`)?"""
+        return now >= self._next
 
-    def delivered(self, seconds: float) -> None:
-        """A delivery (early or at the end of a fetch) took ``seconds``."""
-        self._last_cost = seconds
+    def delivered(self, started: float, ended: float) -> None:
+        """A delivery (early or at the end of a fetch) ran from ``started`` to ``ended``."""
+        self._next = ended + self.factor * (ended - started)

@@ -11,6 +11,7 @@ is still delivered before the loop goes on to save state and commit.
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -55,14 +56,14 @@ def test_one_partition_is_walked_as_fetched() -> None:
 
 
 def test_the_first_alert_goes_at_once() -> None:
-    assert EarlyDelivery().due(handled_seconds=0.0)
+    assert EarlyDelivery().due(now=0.0)
 
 
-def test_after_a_delivery_the_next_waits_for_nine_times_its_cost_of_handling() -> None:
+def test_after_a_delivery_the_next_waits_nine_times_as_long_as_it_took() -> None:
     early = EarlyDelivery()
-    early.delivered(seconds=0.02)
-    assert not early.due(handled_seconds=0.1)
-    assert early.due(handled_seconds=0.18)
+    early.delivered(started=10.0, ended=10.02)
+    assert not early.due(now=10.02 + 0.1)
+    assert early.due(now=10.02 + 0.18)
 
 
 # -- the worker loop ---------------------------------------------------------------------------
@@ -97,11 +98,13 @@ class Recorder:
 
 
 def _loop(recorder: Recorder, *, last_delivery: float = 0.0) -> WorkerLoop:
+    """A loop whose last delivery ended just now and took ``last_delivery`` seconds."""
     settings = load_settings(DEFAULT_CONFIG_PATH)
     metrics = PipelineMetrics.create(CollectorRegistry(), detectors=list(settings.detectors))
     loop = WorkerLoop(settings, recorder, metrics)  # type: ignore[arg-type]
     loop.producer = recorder  # type: ignore[assignment]
-    loop._early.delivered(last_delivery)
+    now = time.perf_counter()
+    loop._early.delivered(started=now - last_delivery, ended=now)
     return loop
 
 
