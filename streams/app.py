@@ -92,8 +92,8 @@ __all__ = ["create_app", "WorkerLoop"]
 
 log = logging.getLogger(__name__)
 
-#: Records taken per fetch: large enough to amortise the per-batch delivery wait,
-#: small enough that an alert is not held back.
+#: Records taken per fetch: large enough to amortise the commit and the end-of-fetch
+#: delivery; an alert is not held back by the rest of its fetch (streams.latency).
 BATCH_MAX = 2000
 #: How long one fetch waits for records; also the idle close's resolution.
 FETCH_TIMEOUT_MS = 200
