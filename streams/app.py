@@ -7,12 +7,17 @@ loop, :class:`WorkerLoop`, with one set of guarantees. Per batch, as Kafka
 Streams' and quix-streams' checkpoints do:
 
 1. **handle**: every record of the fetch goes through
-   :class:`~streams.worker.RecordHandler` (validate -> window -> detect -> alert);
+   :class:`~streams.worker.RecordHandler` (validate -> window -> detect -> alert),
+   in the order the records were produced across partitions;
 2. **deliver**: its alerts, incidents and dead letters are sent with an idempotent
    ``acks=all`` producer and every delivery is awaited; a failed send is retried
-   with backoff and blocks the loop (:mod:`streams.delivery`);
-3. **persist**: the state of every partition that closed a window is saved, and
-   the save is awaited;
+   with backoff and blocks the loop (:mod:`streams.delivery`). Alerts and
+   incidents go as soon as they are raised, before the rest of the fetch is
+   handled, unless early deliveries would cost more than a tenth of the time
+   (:mod:`streams.latency`): a fetch's size is not part of an alert's latency;
+3. **persist**: the state of a partition that closed a window is saved, and the
+   save is awaited: one partition per fetch (the one saved longest ago), so the
+   loop never stops for every partition's save at once;
 4. **commit**: only then are the offsets committed.
 
 A crash anywhere replays from the last saved state and the last commit: alerts
@@ -66,6 +71,7 @@ from streams.faults import FaultInjector
 from streams.feedback_topic import FeedbackFollower
 from streams.follow import TopicFollower
 from streams.kafka_clients import aiokafka_kwargs, faust_broker_credentials
+from streams.latency import EarlyDelivery, arrival_order
 from streams.metrics import PipelineMetrics
 from streams.pipeline import PartitionPipeline
 from streams.state_store import PartitionStateStore, producer_kwargs
@@ -86,8 +92,8 @@ __all__ = ["create_app", "WorkerLoop"]
 
 log = logging.getLogger(__name__)
 
-#: Records taken per fetch: large enough to amortise the per-batch delivery wait,
-#: small enough that an alert is not held back.
+#: Records taken per fetch: large enough to amortise the commit and the end-of-fetch
+#: delivery; an alert is not held back by the rest of its fetch (streams.latency).
 BATCH_MAX = 2000
 #: How long one fetch waits for records; also the idle close's resolution.
 FETCH_TIMEOUT_MS = 200
@@ -140,11 +146,15 @@ class WorkerLoop:
         self._saved_when: dict[int, float] = {}
         #: partition -> seconds its last save took (the floor of the save interval)
         self._save_took: dict[int, float] = {}
+        #: When the loop may save a partition again: saves are spaced out (see _persist)
+        self._next_save_at = -math.inf
         #: True between handling records and the broker acknowledging their output:
         #: state saved then would hold windows whose alerts may never be published.
         self._undelivered = False
         self._stopping = False
         self.stopped = asyncio.Event()
+        #: When an alert raised mid-fetch is delivered at once (streams.latency).
+        self._early = EarlyDelivery()
         #: Held from a batch's handling to its commit, and by rebalance callbacks.
         self._lock = asyncio.Lock()
         #: Bumped when a partition is (re)assigned: a fetch that straddles it is dropped.
@@ -162,9 +172,11 @@ class WorkerLoop:
     async def run(self) -> None:
         s = self.settings
         kafka = aiokafka_kwargs(s.kafka)
+        # linger_ms=0: a delivery enqueues all its messages before the producer's sender
+        # runs, so they go in one request anyway; lingering only delays every alert
         self.producer = ResettableProducer(lambda: AIOKafkaProducer(
             **kafka, client_id=f"{s.kafka.client_id}-out", acks="all", enable_idempotence=True,
-            linger_ms=5, **producer_kwargs()))
+            linger_ms=0, **producer_kwargs()))
         await self.producer.start()
         # created here too, not only by `tradewatch topics create`: the incident topic is
         # newer than most deployments, and a new consumer group is a new changelog (a
@@ -281,8 +293,7 @@ class WorkerLoop:
             batches = self._continuing(batches, epochs)
             if batches:
                 self._undelivered = True
-                out = self._handle(batches)
-                await self._deliver(out)
+                await self._handle(batches)
                 self._undelivered = False
                 self.faults.reached("after_send")
                 await self._persist({tp.partition: tp.topic for tp in batches})
@@ -312,52 +323,83 @@ class WorkerLoop:
             kept[tp] = records
         return kept
 
-    def _handle(self, batches: dict[TopicPartition, list[Any]]) -> list[Outgoing]:
+    async def _handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Handle a fetch and deliver all its output, alerts as soon as they are due.
+
+        Records go in the order they were produced (:func:`~streams.latency.arrival_order`);
+        an alert or incident is delivered, with whatever else is pending, as soon as
+        :class:`~streams.latency.EarlyDelivery` says so; the rest at the end.
+        """
         handle = self.handler.handle
         out: list[Outgoing] = []
+        urgent = False  # an alert or incident is waiting in ``out``
         total = sum(len(records) for records in batches.values())
         seen, half = 0, total // 2
-        for tp, records in batches.items():
-            topic, partition = tp.topic, tp.partition
-            for r in records:
-                out.extend(handle(r.value, key=r.key, topic=topic, partition=partition,
-                                  offset=r.offset, timestamp=r.timestamp / 1000.0))
-                seen += 1
-                if seen == half:
-                    self.faults.reached("mid_batch")
-        return out
+        for tp, r in arrival_order(batches):
+            produced = handle(r.value, key=r.key, topic=tp.topic, partition=tp.partition,
+                              offset=r.offset, timestamp=r.timestamp / 1000.0)
+            seen += 1
+            if seen == half:
+                self.faults.reached("mid_batch")
+            if produced:
+                out.extend(produced)
+                urgent = urgent or any(item.kind != "dead_letter" for item in produced)
+            if urgent and seen < total and self._early.due(time.perf_counter()):
+                await self._deliver(out)
+                out, urgent = [], False
+        await self._deliver(out)
 
     async def _deliver(self, out: list[Outgoing]) -> None:
         if not out:
             return
         assert self.producer is not None
+        started = time.perf_counter()
         await deliver(self.producer, out, self._topic_of, self.metrics)
+        self._early.delivered(started, time.perf_counter())
         self.handler.after_publish(out, time.time())
 
     async def _persist(self, partitions: dict[int, str]) -> None:
-        """Save the given partitions that closed a window since their last save.
+        """Save one of the given partitions that closed a window since its last save.
 
         At most once per ``worker.state_save_interval_seconds`` per partition: a
         save serialises the partition's whole state, and a fast stream closes a
         window every few batches. With a large state the interval stretches to
         :data:`SAVE_COST_FACTOR` times what the last saves took, so saving never
-        crowds out the records (an interval of 0, saving every batch, is kept as
-        set). Skipping a save is safe: a restart replays the records after the
-        last saved state and re-raises their alerts with the same ids. The tick
-        offers every partition again, so the last windows of a stream are saved
-        once the interval has passed.
+        crowds out the records (an interval of 0, saving every partition every
+        batch, is kept as set).
+
+        Saves are spaced out, too: of the partitions due, only the one saved
+        longest ago is saved now, and the next save of any partition waits
+        :data:`SAVE_COST_FACTOR` times as long as this one took.
+        The partitions of a stream close their windows together; saving them all
+        in a row stopped the loop for the sum of their saves, and the alerts of the
+        records arriving meanwhile waited for it. Spaced, one save's pause is
+        worked off before the next. Skipping a save is safe: a restart replays the
+        records after the last saved state and re-raises their alerts with the same
+        ids. The tick offers every partition again, so the last windows of a stream
+        are saved once the interval has passed.
         """
         if self.store is None:
             return
         now = time.monotonic()
         interval = self.save_interval()
+        if interval > 0 and now < self._next_save_at:
+            return
+        due = []
         for partition, topic in partitions.items():
             pipeline = self.handler.pipelines.get(partition)
             if pipeline is None or pipeline.windows_closed <= self._saved_at.get(partition, -1):
                 continue
-            if now - self._saved_when.get(partition, -math.inf) < interval:
+            last = self._saved_when.get(partition, -math.inf)
+            if now - last < interval:
                 continue
+            due.append((last, partition, topic))
+        if interval > 0:
+            due = sorted(due)[:1]
+        for _, partition, topic in due:
             await self._save(topic, partition)
+            self._next_save_at = time.monotonic() + SAVE_COST_FACTOR * self._save_took.get(
+                partition, 0.0)
 
     def save_interval(self) -> float:
         """Seconds between two saves of a partition: the configured interval, stretched to

@@ -81,3 +81,48 @@ def test_an_interval_of_zero_still_saves_every_batch() -> None:
     loop = _loop(interval=0.0)
     asyncio.run(loop._save("t", 0))
     assert loop.save_interval() == 0.0
+
+
+
+def _due_for_a_save(loop: WorkerLoop) -> None:
+    """Both partitions closed a window since their last save."""
+    for partition in (0, 1):
+        loop.handler.pipelines[partition].windows_closed += 1
+
+
+def test_one_partition_is_saved_at_a_time_the_one_saved_longest_ago_first() -> None:
+    loop = _loop(interval=0.1)
+    _due_for_a_save(loop)
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    assert loop.store.saved == [0]  # type: ignore[union-attr]
+    loop._next_save_at = 0.0  # the spacing after that save has passed
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    assert loop.store.saved == [0, 1]  # type: ignore[union-attr]
+    loop._saved_when[0] -= 3600.0  # partition 0 is now the more overdue
+    loop._saved_when[1] -= 1800.0
+    loop._next_save_at = 0.0
+    _due_for_a_save(loop)
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    assert loop.store.saved == [0, 1, 0]  # type: ignore[union-attr]
+
+
+def test_the_next_save_waits_ten_times_as_long_as_the_last_one_took() -> None:
+    loop = _loop(interval=0.1)
+    _due_for_a_save(loop)
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    took = loop._save_took[0]
+    assert took >= SAVE_SECONDS
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    assert loop.store.saved == [0], "partition 1 is due, but not so soon after a save"
+    assert loop._next_save_at >= loop._saved_when[0] + SAVE_COST_FACTOR * took - 1e-3
+
+
+def test_an_interval_of_zero_saves_every_partition_every_batch() -> None:
+    loop = _loop(interval=0.0)
+    _due_for_a_save(loop)
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    assert sorted(loop.store.saved) == [0, 1]  # type: ignore[union-attr]
+    _due_for_a_save(loop)
+    asyncio.run(loop._persist({0: "t", 1: "t"}))
+    assert sorted(loop.store.saved) == [0, 0, 1, 1]  # type: ignore[union-attr]
