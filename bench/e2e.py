@@ -10,7 +10,8 @@ One run, one topic, the same records:
    and group join are excluded, as they are for the bare consumers), with its
    state saved as it runs (``worker``) and without (``worker-nocheckpoint``);
 4. latency: a second worker on fresh topics is fed a paced stream (``--rate``/s) in
-   which daily windows close every few hundred records and a spike fires; the
+   which daily windows close every few hundred records and a spike fires every
+   other day on another route (so tens of alerts, not a handful, make the quantiles); the
    event-to-alert latency (producer timestamp of the record that closed the window
    -> alert acknowledged by the broker) is read from the worker's histogram, over
    what it observed after ``--warmup`` paced records (a fresh worker joins its group
@@ -64,7 +65,9 @@ def declarations(n: int, *, seconds_per_record: float, seed: int = 11,
         value = math.exp(rng.gauss(9.5, 1.2))
         day = int(i * seconds_per_record // 86_400)
         if spike_every_days and day % spike_every_days == spike_every_days - 1 and hs == _HS[0]:
-            origin, dest, value = "DE", "KG", value * 20
+            # each spike on another route: a series' cooldown would otherwise silence
+            # the next ones, and a quantile of the latency needs many alerts
+            origin, dest, value = "DE", _DESTS[day // spike_every_days % len(_DESTS)], value * 20
         yield encode(TradeDeclaration(
             schema_version=1, declaration_id=f"B{i:010d}", declared_at=at,
             exporter_id=f"{origin}{rng.randrange(500):05d}", exporter_country=origin,
@@ -166,7 +169,7 @@ def run(messages: int, rate: float, latency_messages: int,
         with running_worker(toml, settings, Path(tmp) / "latency") as worker:
             # 600 records per event-time day: a window closes every 600/rate seconds.
             records = iter(declarations(warmup + latency_messages, seconds_per_record=144.0,
-                                        spike_every_days=10))
+                                        spike_every_days=2))
             name = "tradewatch_event_to_alert_latency_seconds"
             # warm-up: the worker joins its group, restores its (empty) state and starts
             # behind the producer; what it publishes meanwhile measures its start, not
@@ -204,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000.0, help="paced rate for the latency leg")
-    parser.add_argument("--latency-messages", type=int, default=20_000)
+    parser.add_argument("--latency-messages", type=int, default=60_000,
+                        help="paced records after the warm-up (their alerts make the quantiles)")
     parser.add_argument("--warmup", type=int, default=12_000,
                         help="paced records before the latency is measured (the worker's start)")
     parser.add_argument("--engines", default="worker,worker-nocheckpoint",
