@@ -31,6 +31,7 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from detectors.windows import ClosedWindow, SeriesAggregate
@@ -152,6 +153,29 @@ def _row_in_child(n: int, windows: int) -> dict[str, Any]:
     return scale_row(load_settings(DEFAULT_CONFIG_PATH), n, windows)
 
 
+def _replay_settings(size: float) -> Settings:
+    """The shipped config with ``size``-second windows and every product in scope.
+
+    Built from the config's text, so its durations count windows of ``size`` (a
+    detector's "28d" is 28 daily windows, or one 30-day window). A duration shorter
+    than one window, which a config may not give, becomes one window: the alert
+    cooldown (7d), catch-up (2d) and persistence (3d) are left unset (one window
+    each), so is the duplicate horizon (derived from the window), detector durations such as trend's 28-day horizon are raised to the window.
+    """
+    import re
+
+    from streams.config import load_settings_text
+
+    text = Path(DEFAULT_CONFIG_PATH).read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^size_seconds = \S+", f"size_seconds = {size:g}", text)
+    text = re.sub(r'(?m)^scope = "\w+"', 'scope = "all"', text)
+    if size > DAY:
+        text = re.sub(r"(?m)^(cooldown|catchup|persistence|dedup_horizon_seconds) = .*$", "", text)
+        days = int(size // DAY)
+        text = re.sub(r'"(\d+)d"', lambda m: f'"{max(int(m.group(1)), days)}d"', text)
+    return load_settings_text(text, env={}, source=str(DEFAULT_CONFIG_PATH))
+
+
 def replay_rows(months: str) -> list[dict[str, Any]]:
     """Records/s of the real background replayed with daily and 30-day windows, eager and lazy."""
     import msgspec
@@ -161,16 +185,9 @@ def replay_rows(months: str) -> list[dict[str, Any]]:
 
     first, last = months.split(":")
     records = list(RealStream(load_comext(None, (first, last)), ExpansionConfig(seed=20200101)).records())
-    base = load_settings(DEFAULT_CONFIG_PATH)
-    base = msgspec.structs.replace(base, alerts=msgspec.structs.replace(base.alerts, scope="all"))
     rows = []
     for label, size in (("daily", DAY), ("30-day", 30 * DAY)):
-        # the shipped alert cooldown (7d) and catch-up (2d) are shorter than a 30-day
-        # window, which a config may not say: unset, they count one window each
-        alerts = base.alerts if size <= DAY else msgspec.structs.replace(
-            base.alerts, cooldown=None, catchup=None)
-        settings = msgspec.structs.replace(
-            base, alerts=alerts, windows=msgspec.structs.replace(base.windows, size_seconds=size))
+        settings = _replay_settings(size)
         ids = {}
         for lazy in (False, True):
             Scoring.lazy_close = lazy
