@@ -251,13 +251,7 @@ class UnitValueDetector(Detector):
         hs6 = x.get("hs6", "")
         stats = self._codes.get(hs6)
         lu = self._log_unit_value(x)
-        if stats is None or stats[0] < self.grace_period or lu is None:
-            score = 0.0
-        else:
-            sigma = _SIGMA_PER_MAD * stats[2]
-            score = z_to_score(
-                abs(lu - stats[1]) / (sigma if sigma > self.min_scale else self.min_scale)
-            )
+        score = self._plain_score(stats, lu)
         explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
         if learn and lu is not None and (stats is not None or len(self._codes) < self.max_codes):
             self._update(hs6, stats, lu)
@@ -268,12 +262,12 @@ class UnitValueDetector(Detector):
             z, stats, lu = self._z(x)
             score = z_to_score(abs(z)) if stats is not None else 0.0
             return max(score, self._hst_score(x, lu, z))
-        # Hot path without HalfSpaceTrees: the same arithmetic as _z, inlined.
-        stats = self._codes.get(x.get("hs6", ""))
-        if stats is None or stats[0] < self.grace_period:
-            return 0.0
-        lu = self._log_unit_value(x)
-        if lu is None:
+        return self._plain_score(self._codes.get(x.get("hs6", "")), self._log_unit_value(x))
+
+    def _plain_score(self, stats: tuple[float, float, float] | None, lu: float | None) -> float:
+        """The score without HalfSpaceTrees from the code's statistics and the log unit
+        value: the arithmetic of :meth:`_z`, inlined (the per-declaration hot path)."""
+        if stats is None or stats[0] < self.grace_period or lu is None:
             return 0.0
         sigma = _SIGMA_PER_MAD * stats[2]
         return z_to_score(
