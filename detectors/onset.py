@@ -174,6 +174,8 @@ class OnsetDetector(Detector):
         self._n += 1
 
     def score_one(self, x: dict[str, Any]) -> float:
+        if _eur(x.get("outflow")) <= 0:
+            return 0.0  # most windows of most pairs: nothing left for Russia, nothing to count
         return _score(self._evidence(x)[0])
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
