@@ -160,7 +160,8 @@ def _replay_settings(size: float) -> Settings:
     detector's "28d" is 28 daily windows, or one 30-day window). A duration shorter
     than one window, which a config may not give, becomes one window: the alert
     cooldown (7d), catch-up (2d) and persistence (3d) are left unset (one window
-    each), so is the duplicate horizon (derived from the window), detector durations such as trend's 28-day horizon are raised to the window.
+    each), and so is the duplicate horizon (derived from the window); detector
+    durations such as trend's 28-day horizon are raised to the window.
     """
     import re
 
@@ -178,8 +179,6 @@ def _replay_settings(size: float) -> Settings:
 
 def replay_rows(months: str) -> list[dict[str, Any]]:
     """Records/s of the real background replayed with daily and 30-day windows, eager and lazy."""
-    import msgspec
-
     from evaluation.realdata import ExpansionConfig, RealStream, load_comext
     from streams.offline import run_offline
 
