@@ -81,6 +81,7 @@ __all__ = [
     "Z_PER_LOG_RATIO",
     "OnlineTailCalibrator",
     "ratio_to_z",
+    "pareto_tail_z",
     "robust_sigma",
     "score_to_z",
     "severity",
@@ -217,6 +218,35 @@ def surprise_of_z(z: float) -> float:
     series = 1.0 - inv2 + 3.0 * inv2 * inv2 - 15.0 * inv2 ** 3
     ln_q = -0.5 * z * z - math.log(z) - _LN_SQRT_2PI + math.log(series)
     return -ln_q / _LN10
+
+
+
+def pareto_tail_z(z: float, knee: float, alpha: float) -> float:
+    """``z`` read through a Gaussian tail up to ``knee`` and a Pareto tail beyond it.
+
+    For a detector whose z is a mean/variance deviate of something heavy-tailed (a
+    window total that is a sum of a few declarations of log-normal sizes): its
+    Gaussian reading is believed near the alarm line, where thresholds sit, but not
+    thirty sigmas out, where the normal tail would call a lumpy lane's big week one in
+    ``10**1700``. Beyond ``knee`` the upper tail continues as ``Q(knee) *
+    (z / knee) ** -alpha`` (continuous at the knee), and the z returned is the normal
+    deviate with that tail: the same below the knee, monotone, growing like
+    ``sqrt(2 alpha ln z)`` beyond it. So the surprise (:func:`surprise_of_z` of it)
+    grows by ``alpha`` per tenfold of ``z`` past the knee instead of quadratically.
+
+    >>> pareto_tail_z(4.0, knee=6.45, alpha=0.9)
+    4.0
+    >>> round(surprise_of_z(pareto_tail_z(64.5, knee=6.45, alpha=0.9)) - surprise_of_z(6.45), 4)
+    0.9
+    >>> pareto_tail_z(math.inf, knee=6.45, alpha=0.9) < 40
+    True
+    """
+    if not z > knee:  # includes NaN
+        return z
+    ln_tail = (math.log(0.5 * math.erfc(knee / _SQRT2))
+               - alpha * math.log(min(z, 1e300) / knee))
+    # -inv_cdf(p), not inv_cdf(1 - p): 1 - p loses p's digits when p is tiny
+    return -_NORMAL.inv_cdf(math.exp(max(ln_tail, -690.0)))
 
 
 #: Surprise of the alarm line ``z = 3`` (2.87): the lowest "medium".

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
-from detectors.calibration import z_to_score
+from detectors.calibration import pareto_tail_z, score_to_z, z_to_score
 
 _NORMAL = statistics.NormalDist()
 #: Share of the excess above the winsorising bound that is still learned (2 %: a new
@@ -57,6 +57,19 @@ LEAK = 0.02
 
 #: Spreads below the mean at which a detector that watches drops winsorises what it learns.
 DOWN_CLIP = 2.0
+
+#: The window total's z is read through a normal tail up to this z and a Pareto tail
+#: beyond it (:func:`detectors.calibration.pareto_tail_z`). A total is a sum of a few
+#: declarations of heavy-tailed sizes, so its far tail is nothing like a normal one: on
+#: the real background (EU exports 2020, 5,631 lanes and transit series with at least
+#: 2 m EUR over the two years, 373,806 scored windows with data) z exceeded 6.5 in 0.98 %
+#: of them, 200 in 0.042 %, where a normal tail says 4e-11 and nothing. The knee (6.45) is
+#: score 0.999 (the strictest shipped threshold, ``deploy/examples/strict.toml``): no
+#: shipped threshold moves, only scores, surprises and severities above it.
+TAIL_KNEE_Z = score_to_z(0.999)
+#: Tail exponent beyond the knee: the log-log slope of that empirical survival
+#: function between z = 6.5 and 200 (0.92 on 2020; 2021, held out: see README).
+TAIL_ALPHA = 0.9
 
 __all__ = ["VolumeSurgeDetector"]
 
@@ -334,16 +347,21 @@ class VolumeSurgeDetector(Detector):
         self._n += k
 
     def score_one(self, x: dict[str, Any]) -> float:
-        return z_to_score(max(self._sides(x)))
+        return z_to_score(pareto_tail_z(max(self._sides(x)), TAIL_KNEE_Z, TAIL_ALPHA))
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
+        """``details["z"]`` is the evidence on the shared scale (past the knee, the
+        Pareto-tail reading the score and the surprise use); ``details["z_gaussian"]``
+        the plain deviate of the total from its mean, in spreads."""
         mean, spread = self._scored(x)
         up, down = self._sides(x)
-        z = max(up, down)
+        z_gaussian = max(up, down)
+        z = pareto_tail_z(z_gaussian, TAIL_KNEE_Z, TAIL_ALPHA)
         return Explanation(
             observed=_value(x), expected=mean, expected_low=max(0.0, mean - 3 * spread),
             expected_high=mean + 3 * spread, score=z_to_score(z),
-            details={"z": round(z, 3), "spread": round(spread, 2), "windows_seen": self._n,
+            details={"z": round(z, 3), "z_gaussian": round(z_gaussian, 3),
+                     "spread": round(spread, 2), "windows_seen": self._n,
                      "direction": "up" if up >= down else "down"},
         )
 

@@ -6,7 +6,11 @@ Specification:
   where the 0-1 score reads 1.00;
 * for every detector, more extreme observations never rank lower;
 * the excess is non-negative, zero inside the expected range, and zero for
-  evidence that is not a value in EUR.
+  evidence that is not a value in EUR;
+* a detector whose z is a deviate of something heavy-tailed (``volume``) reads it
+  through a Pareto tail beyond a knee: the same below it, monotone, and growing by
+  the tail exponent per tenfold beyond it, so a lumpy lane's 90-sigma week does not
+  outrank everything; no shipped threshold's decision moves.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from typing import Any
 import pytest
 
 from detectors.base import Detector, Explanation
-from detectors.calibration import evidence_z, excess_above, surprise_of_z, z_to_score
+from detectors import volume
+from detectors.calibration import (
+    evidence_z,
+    excess_above,
+    pareto_tail_z,
+    score_to_z,
+    surprise_of_z,
+    z_to_score,
+)
 from detectors.changepoint import LevelShiftDetector
 from detectors.passthrough import PassThroughDetector
 from detectors.spike import SeasonalRobustSpikeDetector
@@ -171,3 +183,65 @@ def test_surprise_is_monotone_in_each_detectors_evidence(make: Any) -> None:
     saturated = [s for score, s in zip(scores, surprises, strict=True) if score >= 1.0 - 1e-12]
     if len(saturated) > 2:
         assert saturated[-1] > saturated[0]
+
+
+# -- heavy tails: the Pareto continuation ----------------------------------------------------
+
+
+def test_pareto_tail_is_the_normal_reading_up_to_the_knee_and_continuous_at_it() -> None:
+    for z in (-2.0, 0.0, 3.0, 5.3, 6.45):
+        assert pareto_tail_z(z, knee=6.45, alpha=0.9) == z
+    assert pareto_tail_z(6.45 + 1e-9, knee=6.45, alpha=0.9) == pytest.approx(6.45, abs=1e-6)
+    assert math.isnan(pareto_tail_z(math.nan, knee=6.45, alpha=0.9))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.9, 2.0])
+def test_pareto_tail_surprise_grows_by_alpha_per_tenfold(alpha: float) -> None:
+    base = surprise_of_z(6.45)
+    for decades in (1, 2, 5):
+        z = 6.45 * 10 ** decades
+        assert surprise_of_z(pareto_tail_z(z, 6.45, alpha)) == pytest.approx(
+            base + alpha * decades, abs=1e-3)
+
+
+def test_pareto_tail_is_strictly_increasing_and_finite() -> None:
+    grid = [6.0 + i / 4 for i in range(400)] + [1e3, 1e5, 1e10, 1e100, 1e300, math.inf]
+    out = [pareto_tail_z(z, 6.45, 0.9) for z in grid]
+    assert all(a < b for a, b in zip(out[:-2], out[1:-1], strict=False))
+    assert all(math.isfinite(z) for z in out)
+
+
+def _lumpy_lane() -> VolumeSurgeDetector:
+    """A lane shipping one 50 kEUR declaration about every tenth day."""
+    det = VolumeSurgeDetector()
+    rng = random.Random(7)
+    for i in range(200):
+        det.learn_one({"value": 50_000.0 if rng.random() < 0.1 else 0.0, "t": i * DAY})
+    return det
+
+
+def test_a_lumpy_lanes_huge_week_is_unsaturated_and_ranks_by_the_pareto_tail() -> None:
+    det = _lumpy_lane()
+    surge = {"value": 20_000_000.0, "t": 200 * DAY}
+    det.learn_one(surge)  # volume counts a surge that lasts two windows
+    e = det.explain_one({"value": 20_000_000.0, "t": 201 * DAY})
+    z_gaussian = e.details["z_gaussian"]
+    assert z_gaussian > 100  # the normal reading: one in 10**2000 and more
+    surprise, _ = ranking(e, "EUR")
+    expected = surprise_of_z(volume.TAIL_KNEE_Z) + volume.TAIL_ALPHA * math.log10(
+        z_gaussian / volume.TAIL_KNEE_Z)
+    assert surprise == pytest.approx(expected, abs=1e-3)
+    assert surprise < 15
+    assert e.score < 1.0  # unsaturated: scores of such weeks still order them
+
+
+def test_no_volume_decision_moves_at_any_shipped_threshold() -> None:
+    """Below the knee the score is the normal one, so every threshold up to 0.999 (the
+    strictest shipped) passes exactly the windows it passed before."""
+    assert volume.TAIL_KNEE_Z >= score_to_z(0.999) - 1e-9
+    det = _lumpy_lane()
+    for value in (60_000.0, 150_000.0, 400_000.0, 1e6, 1e7):
+        x = {"value": value, "t": 200 * DAY}
+        z = det.explain_one(x).details["z_gaussian"]
+        for threshold in (0.5, 0.9, 0.95, 0.99, 0.999):
+            assert (det.score_one(x) >= threshold) == (z_to_score(z) >= threshold)
