@@ -69,8 +69,13 @@ class InfluenceTracker:
     def __init__(self) -> None:
         #: window start -> rollup series key -> sums per kind.
         self.open: dict[float, dict[str, Sums]] = {}
-        #: rollup series key -> usual value per window, per kind.
+        #: rollup series key -> usual value per window, per kind, as of ``learned_at[key]``.
         self.usual: dict[str, Sums] = {}
+        #: Windows learned (calls of :meth:`learn`).
+        self.learned = 0
+        #: rollup series key -> windows learned when its usual values were last brought up
+        #: to date: the windows after it had no contribution of that series (lazy decay).
+        self.learned_at: dict[str, int] = {}
 
     def add(self, window_start: float, keys: Sequence[str], lane: str, exporter: str,
             consignee: str, value: float) -> None:
@@ -99,7 +104,7 @@ class InfluenceTracker:
     def influencers(self, key: str, contributions: dict[str, Sums], up: bool) -> list[Influencer]:
         """Top contributors of each kind to what ``key`` moved in this window, before :meth:`learn`."""
         now = contributions.get(key) or [{}, {}, {}]
-        usual = self.usual.get(key) or [{}, {}, {}]
+        usual = self.current(key) or [{}, {}, {}]
         out: list[Influencer] = []
         for kind, seen, before in zip(KINDS, now, usual, strict=True):
             moved = {}
@@ -116,6 +121,25 @@ class InfluenceTracker:
                     for item, v in top]
         return out
 
+    def current(self, key: str) -> Sums | None:
+        """``key``'s usual values as of the last :meth:`learn` (None when it has none).
+
+        A series without a contribution in a window only decays there, so its decay is
+        left until its values are next read or learned (see :meth:`learn`): this applies
+        the windows it missed first.
+        """
+        usual = self.usual.get(key)
+        if usual is None:
+            return None
+        missed = self.learned - self.learned_at.get(key, self.learned)
+        if missed:
+            self.learned_at[key] = self.learned
+            _decay(usual, missed)
+            if not any(usual):
+                del self.usual[key], self.learned_at[key]
+                return None
+        return usual
+
     def learn(self, contributions: dict[str, Sums]) -> None:
         """Move every rollup's usual values towards this closed window's (absent ones to 0).
 
@@ -123,16 +147,23 @@ class InfluenceTracker:
         newcomers enter (a newcomer's mean is ``BASELINE_RATE * value``, the same float
         as the update from 0). Only the order in which newcomers enter differs from a
         loop over the union of both, and nothing reads that order.
+
+        Costs the series that contributed to this window, not every series with usual
+        values: a series without a contribution would only decay towards 0, and it does
+        so, window by window with the same floats, when it is next read or learned
+        (:meth:`current`). Contributors decay independently and a decay never adds one,
+        so the delayed steps give the same values as steps taken every window.
         """
         usual_of = self.usual
+        learned_at = self.learned_at
         rate, floor = BASELINE_RATE, _FORGET_BELOW
-        for key in [*contributions, *(k for k in usual_of if k not in contributions)]:
-            now = contributions.get(key)
-            usual = usual_of.get(key)
+        for key, now in contributions.items():
+            usual = self.current(key)
             if usual is None:
                 usual = usual_of[key] = [{}, {}, {}]
+            learned_at[key] = self.learned + 1
             for kind in range(3):
-                seen = now[kind] if now else {}
+                seen = now[kind]
                 before = usual[kind]
                 get = seen.get
                 after = {}
@@ -150,9 +181,33 @@ class InfluenceTracker:
                         del after[item]
                 usual[kind] = after
             if not any(usual):
-                del usual_of[key]
+                del usual_of[key], learned_at[key]
+        self.learned += 1
+
+    def settle(self) -> None:
+        """Bring every series' usual values up to date now (before reading ``usual`` directly)."""
+        for key in list(self.usual):
+            self.current(key)
 
     def forget(self, keys: list[str]) -> None:
         """Drop the usual values of series that are no longer watched."""
         for key in keys:
             self.usual.pop(key, None)
+            self.learned_at.pop(key, None)
+
+
+def _decay(usual: Sums, windows: int) -> None:
+    """``windows`` steps of :meth:`InfluenceTracker.learn` without a contribution, in place:
+    each usual value decays towards 0 (the same float operations) and is forgotten below
+    the floor."""
+    rate, floor = BASELINE_RATE, _FORGET_BELOW
+    for kind in range(3):
+        after = {}
+        for item, mean in usual[kind].items():
+            for _ in range(windows):
+                mean += rate * (0.0 - mean)
+                if not mean >= floor:
+                    break
+            else:
+                after[item] = mean
+        usual[kind] = after
