@@ -191,7 +191,8 @@ class PassThroughDetector(Detector):
         n = len(times)
         if not n:
             return
-        a, m, lags, grace = self.baseline_alpha, self.min_scale, self.max_lag_windows, self.grace_period
+        a, m, grace = self.baseline_alpha, self.min_scale, self.grace_period
+        lags = self.max_lag_windows
         inflow, outflow, history = self._inflow, self._outflow, self._history
         for i in range(n):
             if lags > 0 and i >= n - lags:

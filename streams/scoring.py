@@ -15,8 +15,9 @@ What runs where:
 * per closed window and series: the spike, volume and change-point detectors on
   the series' statistical value (zero when the series had no declaration);
   see "Quiet series" below for when a zero is learned;
-* per closed window and (transit country, HS6) with a flow: the pass-through and onset detectors on the
-  inflow into the hub and the outflow from it to Russia/Belarus.
+* per closed window and (transit country, HS6) with a flow: the pass-through and
+  onset detectors on the inflow into the hub and the outflow from it to Russia/Belarus
+  (see "Quiet hub pairs" below).
 
 **Direction.** A family's ``direction`` (``[[series]]``) reaches the detectors that
 judge one side only (:data:`ONE_SIDED_KINDS`, as their ``direction`` parameter);

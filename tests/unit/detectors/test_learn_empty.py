@@ -246,8 +246,9 @@ def test_no_window_without_flows_scores_above_the_detectors_bound(kind: str, see
     bound = det.empty_score_bound
     assert bound is not None
     for i in range(rng.choice([5, 60, 300])):
-        x = {**_flows(rng), "t": i * DAY} if rng.random() < rng.choice([0.1, 0.5, 0.9]) else _empty(i * DAY)
-        for empty in (_empty(i * DAY), {"t": i * DAY}, {"inflow": 5e6, "outflow": 0.0, "t": i * DAY}):
+        t = i * DAY
+        x = {**_flows(rng), "t": t} if rng.random() < rng.choice([0.1, 0.5, 0.9]) else _empty(t)
+        for empty in (_empty(t), {"t": t}, {"inflow": 5e6, "outflow": 0.0, "t": t}):
             if empty.get("inflow") and kind.startswith("passthrough"):
                 continue  # an inflow alone is not an empty window
             score = det.score_one(empty)

@@ -32,12 +32,14 @@ def _settings(passthrough: float = 0.1, onset: float = 0.05,
     onset detector with a short past, so a 200-day stream reaches it."""
     settings = load_settings(DEFAULT_CONFIG_PATH)
     detectors = dict(settings.detectors)
-    detectors["passthrough"] = msgspec.structs.replace(detectors["passthrough"], threshold=passthrough)
+    detectors["passthrough"] = msgspec.structs.replace(detectors["passthrough"],
+                                                       threshold=passthrough)
     detectors["onset"] = msgspec.structs.replace(
         detectors["onset"], threshold=onset,
         params={"horizon": 5, "warmup": 20, "min_value_eur": 0.0})
+    windows = msgspec.structs.replace(settings.windows, idle_series="40d")
     return msgspec.structs.replace(settings, detectors=detectors, overrides=overrides or [],
-                                   windows=msgspec.structs.replace(settings.windows, idle_series="40d"))
+                                   windows=windows)
 
 
 def _windows(seed: int, days: int = 200) -> list[ClosedWindow]:
@@ -71,12 +73,14 @@ def _findings(settings: Settings, windows: list[ClosedWindow], lazy: bool,
         return _drive(scoring, settings, windows), scoring, scoring.passthrough_lazy()
 
 
-def _drive(scoring: Scoring, settings: Settings, windows: list[ClosedWindow]) -> list[tuple[Any, ...]]:
+def _drive(scoring: Scoring, settings: Settings,
+           windows: list[ClosedWindow]) -> list[tuple[Any, ...]]:
     """Close the windows as the pipeline does; the hub-pair findings, in order."""
     out = []
+    line = settings.threshold_for
     for w in windows:
-        scoring.score_series(w, settings.threshold_for)
-        out += [_key(f) for f in scoring.score_passthrough(w, passthrough_flows(w), settings.threshold_for)]
+        scoring.score_series(w, line)
+        out += [_key(f) for f in scoring.score_passthrough(w, passthrough_flows(w), line)]
         scoring.evict(w.start)
     return out
 
@@ -92,9 +96,9 @@ def test_the_lazy_close_of_hub_pairs_finds_what_the_eager_one_finds(
         seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings()
     windows = _windows(seed)
-    eager, eager_scoring, was_lazy = _findings(settings, windows, lazy=False, monkeypatch=monkeypatch)
+    eager, eager_scoring, was_lazy = _findings(settings, windows, False, monkeypatch)
     assert not was_lazy
-    lazy, lazy_scoring, was_lazy = _findings(settings, windows, lazy=True, monkeypatch=monkeypatch)
+    lazy, lazy_scoring, was_lazy = _findings(settings, windows, True, monkeypatch)
     assert was_lazy
     assert {f[0] for f in eager} == {"passthrough", "onset"}  # the comparison means something
     assert lazy == eager  # same findings, same floats, same order
