@@ -39,6 +39,13 @@ class Detector(AnomalyDetector):
     ``score_one`` and ``explain_one`` must be side-effect free.
     """
 
+    #: The highest score ``score_one`` can give a window without data (what
+    #: :meth:`learn_empty` learns), whatever was learned before; None when no bound is
+    #: known. A pipeline may leave such windows unscored (learning them later with
+    #: :meth:`learn_empty`) only where every threshold of the detector is above it:
+    #: then none of them can reach a threshold. A subclass that sets it says why it holds.
+    empty_score_bound: float | None = None
+
     @abc.abstractmethod
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         """Explain the score ``score_one(x)`` would give, without learning."""

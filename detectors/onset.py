@@ -45,6 +45,7 @@ after ``windows.idle_series`` without any, so a forgotten pair starts its warm-u
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
@@ -107,6 +108,9 @@ class OnsetDetector(Detector):
     """
 
     _window_params = ("horizon", "warmup")
+
+    #: A window without outflow scores exactly 0 (:meth:`score_one`'s first line).
+    empty_score_bound = 0.0
 
     def __init__(self, horizon: int = 28, warmup: int = 180, min_value_eur: float = 10_000.0) -> None:
         if horizon < 1:
@@ -172,6 +176,16 @@ class OnsetDetector(Detector):
             self._active += 1
         self._recent = held
         self._n += 1
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """Learn windows without outflow in one step: each would only count itself and
+        drop the active windows its horizon no longer holds, so the last one's horizon
+        decides what is kept (the same integers as window by window)."""
+        if not times:
+            return
+        self._n += len(times)
+        first = self._n - self.horizon  # the last empty window's (n - 1) - horizon + 1
+        self._recent = tuple(r for r in self._recent if r[0] >= first)
 
     def score_one(self, x: dict[str, Any]) -> float:
         if _eur(x.get("outflow")) <= 0:

@@ -9,6 +9,7 @@ one (transit country, HS6) pair, fed once per closed window.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector, Explanation
@@ -80,6 +81,13 @@ class PassThroughDetector(Detector):
     """
 
     _state_budget_bytes = 2048
+
+    #: A window without inflow and outflow scores at most ``z_to_score(0)`` (0.0025):
+    #: each leg's centre is a weighted mean of ``log1p`` amounts (never below 0: every
+    #: step of :func:`~detectors.calibration.update_robust_level` moves it by at most the
+    #: whole way to a value >= 0, in floats too), so an empty outflow's z, ``-centre /
+    #: sigma``, is at most 0, and the evidence, a ``min`` with it, is too.
+    empty_score_bound = z_to_score(0.0)
 
     #: Parameters counted in windows: a config may give them as a duration ("90d"),
     #: turned into windows of the configured grid at load (streams.config_windows).
@@ -175,6 +183,25 @@ class PassThroughDetector(Detector):
         a, m = self.baseline_alpha, self.min_scale
         self._inflow = update_robust_level(*self._inflow, y_in, a, clip, m)
         self._outflow = update_robust_level(*self._outflow, y_out, a, clip, m)
+
+    def learn_empty(self, times: Sequence[float]) -> None:
+        """Learn windows without inflow and outflow: ``learn_one``'s arithmetic for two
+        zero legs, in a tight loop (the same floats); only the last ``max_lag_windows``
+        of them leave a trace in the lag history."""
+        n = len(times)
+        if not n:
+            return
+        a, m, grace = self.baseline_alpha, self.min_scale, self.grace_period
+        lags = self.max_lag_windows
+        inflow, outflow, history = self._inflow, self._outflow, self._history
+        for i in range(n):
+            if lags > 0 and i >= n - lags:
+                past = (0.0, math.expm1(inflow[1]), (0.0 - inflow[1]) / robust_sigma(inflow[2], m))
+                history = (past, *history)[:lags]
+            clip = self.clip if inflow[0] >= grace else math.inf
+            inflow = update_robust_level(*inflow, 0.0, a, clip, m)
+            outflow = update_robust_level(*outflow, 0.0, a, clip, m)
+        self._inflow, self._outflow, self._history = inflow, outflow, history
 
     def score_one(self, x: dict[str, Any]) -> float:
         if self._inflow[0] < self.grace_period:

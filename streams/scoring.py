@@ -15,8 +15,9 @@ What runs where:
 * per closed window and series: the spike, volume and change-point detectors on
   the series' statistical value (zero when the series had no declaration);
   see "Quiet series" below for when a zero is learned;
-* per closed window and (transit country, HS6): the pass-through detector on the
-  inflow into the hub and the outflow from it to Russia/Belarus.
+* per closed window and (transit country, HS6) with a flow: the pass-through and
+  onset detectors on the inflow into the hub and the outflow from it to Russia/Belarus
+  (see "Quiet hub pairs" below).
 
 **Direction.** A family's ``direction`` (``[[series]]``) reaches the detectors that
 judge one side only (:data:`ONE_SIDED_KINDS`, as their ``direction`` parameter);
@@ -34,6 +35,15 @@ finding below expectation (``other_direction``) and one above it without evidenc
 Families watching drops (``"down"``, ``"both"``), and every family when
 ``min_declarations = 0``, keep being scored every window (:attr:`Scoring.lazy_close`
 turns the whole behaviour off: the eager reference the tests compare against).
+
+**Quiet hub pairs.** Likewise a closed window scores the hub pairs with a flow in it
+(inflow or outflow), not every pair: a pair without either learns its empty windows
+when it next has one (:meth:`detectors.base.Detector.learn_empty`). Here the reason
+is the score itself: a pass-through or onset detector cannot score an empty window
+above its :attr:`~detectors.base.Detector.empty_score_bound` (0.0025 and 0), so no
+finding is lost while every threshold of it is above that bound. A configuration
+with a threshold at or below it (or a detector without a bound) scores every pair
+every window, as does ``lazy_close = False``.
 """
 
 from __future__ import annotations
@@ -258,6 +268,7 @@ class Scoring:
                      for n in self._prototypes["series"]}
             for key, blob in table.items():
                 table[key] = self._packer.edit(blob, kept, fresh)
+        self._adopt_eager_passthrough()
         for state in self._passthrough.values():
             state.detectors = carry(state.detectors, self._prototypes["passthrough"])
         self._global_detectors = carry(self._global_detectors, {
@@ -529,7 +540,7 @@ class Scoring:
         meant for inspection). Packed quiet series become live (until the next close).
         """
         self._unpack_all()
-        for state in self._series.values():
+        for state in itertools.chain(self._series.values(), self._passthrough.values()):
             if state.learned < self._windows_seen:
                 self._catch_up(state, self._windows_seen, last=self._windows_seen - 1)
 
@@ -574,17 +585,34 @@ class Scoring:
 
     def score_passthrough(self, window: ClosedWindow, flows: dict[str, list[float]],
                           threshold: ThresholdOf) -> list[Finding]:
-        """Score and learn every hub pair's inflow and outflow in this window."""
+        """Score and learn the hub pairs' inflow and outflow in this window, after
+        :meth:`score_series` of the same window (it numbers the window).
+
+        The pairs with a flow in ``flows``; every pair when :meth:`passthrough_lazy`
+        says an empty window could reach a threshold (module docstring, "Quiet hub pairs").
+        """
         protos = self._prototypes["passthrough"]
         if not protos:
             return []
+        if not self._scored or self._scored[-1] != window.start:
+            raise RuntimeError(f"window {window.start} was not scored as series first")
+        index = self._windows_seen - 1
+        pairs = self._passthrough
         for key in flows:
-            if key not in self._passthrough:
-                self._passthrough[key] = _SeriesState(
+            if key not in pairs:
+                pairs[key] = _SeriesState(
                     series_meta(key), {n: self._fresh(n) for n in protos}, window.start,
-                    family="passthrough")
-        findings = []
-        for key, state in self._passthrough.items():
+                    family="passthrough", learned=index, seq=self._created)
+                self._created += 1
+        if self.passthrough_lazy():
+            touched: Iterable[tuple[str, _SeriesState]] = sorted(
+                ((k, pairs[k]) for k in flows), key=lambda item: item[1].seq)
+        else:
+            touched = pairs.items()
+        findings: list[Finding] = []
+        for key, state in touched:
+            if state.learned < index:
+                self._catch_up(state, index, last=index)
             inflow, outflow = flows.get(key, (0.0, 0.0))
             if inflow or outflow:
                 state.last_window = window.start
@@ -595,7 +623,38 @@ class Scoring:
                 if explanation is not None and line is not None:
                     findings.append(Finding(name, state.meta, None, False, window.start,
                                             explanation, line, "EUR", count=0, ids=[]))
+            state.learned = index + 1
         return findings
+
+    def passthrough_lazy(self) -> bool:
+        """Whether hub pairs without a flow in a window may be left unscored: every
+        pass-through detector bounds an empty window's score below every threshold the
+        settings give it (overrides included), and ``lazy_close`` is on."""
+        if not self.lazy_close:
+            return False
+        settings = self.settings
+        for name, detector in self._prototypes["passthrough"].items():
+            bound = detector.empty_score_bound
+            lines = [settings.detectors[name].threshold] + [
+                o.threshold for o in settings.overrides
+                if o.detector == name and o.threshold is not None]
+            if bound is None or min(lines) <= bound:
+                return False
+        return True
+
+    def _adopt_eager_passthrough(self) -> None:
+        """Number the hub pairs of a state saved by a version that scored every pair every
+        window: all up to date, in creation order (the order of ``_passthrough``).
+
+        Such pairs carry ``learned == 0``, which a pair of this version never has after
+        the close that created it (it learns that window).
+        """
+        pairs = getattr(self, "_passthrough", {})
+        if not pairs or any(s.learned for s in pairs.values()):
+            return
+        for i, state in enumerate(pairs.values()):
+            state.learned = self._windows_seen
+            state.seq = i - len(pairs)  # before every series and pair created from now on
 
     def _score_and_learn(self, name: str, detector: Detector, x: dict[str, Any],
                          threshold: float | None, learn: bool = True) -> Explanation | None:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from detectors.changepoint import LevelShiftDetector
+from detectors.onset import OnsetDetector
+from detectors.passthrough import PassThroughDetector
 from detectors.spike import ContextNovelty, RecentExtremity, SeasonalRobustSpikeDetector
 from detectors.trend import TrendDetector
 from detectors.volume import VolumeSurgeDetector
@@ -176,3 +178,80 @@ def test_trend_learns_a_quiet_spell_that_starts_mid_excursion_as_window_by_windo
         one_by_one.learn_one({"value": 0.0, "t": t})
     at_once.learn_empty(times)
     assert _state(at_once) == _state(one_by_one), "the same floats, not only close ones"
+
+
+# -- hub-pair detectors: a window without inflow and outflow --------------------------
+
+#: Hub-pair detectors, in settings that reach every branch: no lag history, a long one,
+#: a grace period that ends during a quiet spell, short horizons and warm-ups.
+HUB_PAIR = {
+    "passthrough": PassThroughDetector,
+    "passthrough_no_lag": lambda: PassThroughDetector(max_lag_windows=0, grace_period=2),
+    "passthrough_long_lag": lambda: PassThroughDetector(max_lag_windows=9, baseline_alpha=0.5,
+                                                        clip=1.0, min_scale=0.01),
+    "onset": OnsetDetector,
+    "onset_short": lambda: OnsetDetector(horizon=3, warmup=2, min_value_eur=0.0),
+}
+
+
+def _flows(rng: random.Random) -> dict[str, Any]:
+    """One window of a hub pair: either leg may be missing, zero, tiny, huge or malformed."""
+    def leg() -> Any:
+        r = rng.random()
+        if r < 0.4:
+            return 0.0
+        if r < 0.45:
+            return rng.choice([None, math.nan, math.inf, -1e4])
+        return rng.lognormvariate(rng.choice([2, 10, 14]), rng.choice([0.1, 1.5]))
+    x = {"inflow": leg(), "outflow": leg()}
+    return {k: v for k, v in x.items() if rng.random() < 0.95}
+
+
+def _empty(t: float) -> dict[str, Any]:
+    return {"inflow": 0.0, "outflow": 0.0, "t": t}
+
+
+@pytest.mark.parametrize("kind", sorted(HUB_PAIR))
+@pytest.mark.parametrize("seed", range(25))
+def test_a_hub_pair_learns_a_quiet_spell_at_once_float_for_float(kind: str, seed: int) -> None:
+    """What ``score_passthrough`` relies on: catching a quiet pair up leaves the state that
+    scoring it on zero legs window by window would, and so the same later scores."""
+    rng = random.Random(seed * 7919 + len(kind))
+    step = rng.choice(STEPS)
+    one_by_one, at_once = HUB_PAIR[kind](), HUB_PAIR[kind]()
+    t = rng.randrange(0, 1000) * step
+    for _ in range(rng.randrange(1, 8)):
+        for _ in range(rng.choice([0, 1, 3, 12, 40])):
+            x = {**_flows(rng), "t": t}
+            one_by_one.learn_one(x)
+            at_once.learn_one(x)
+            t += step
+        spell = [t + i * step for i in range(rng.choice([0, 1, 2, 5, 30, 100, 250]))]
+        t += len(spell) * step
+        for s in spell:
+            one_by_one.learn_one(_empty(s))
+        at_once.learn_empty(spell)
+        _exact(_state(one_by_one), _state(at_once))
+        for x in (_empty(t), {**_flows(rng), "t": t}, {"inflow": 1e7, "outflow": 1e7, "t": t}):
+            assert at_once.score_one(x) == one_by_one.score_one(x)
+
+
+@pytest.mark.parametrize("kind", sorted(HUB_PAIR))
+@pytest.mark.parametrize("seed", range(25))
+def test_no_window_without_flows_scores_above_the_detectors_bound(kind: str, seed: int) -> None:
+    """The bound that lets a close skip quiet hub pairs, after any history: surges, long
+    quiet spells, malformed legs, the grace period and warm-up included."""
+    rng = random.Random(seed * 104729 + len(kind))
+    det = HUB_PAIR[kind]()
+    bound = det.empty_score_bound
+    assert bound is not None
+    for i in range(rng.choice([5, 60, 300])):
+        t = i * DAY
+        x = {**_flows(rng), "t": t} if rng.random() < rng.choice([0.1, 0.5, 0.9]) else _empty(t)
+        for empty in (_empty(t), {"t": t}, {"inflow": 5e6, "outflow": 0.0, "t": t}):
+            if empty.get("inflow") and kind.startswith("passthrough"):
+                continue  # an inflow alone is not an empty window
+            score = det.score_one(empty)
+            assert score <= bound, (i, score, bound)
+        det.learn_one(x)
+    assert bound == (0.0 if kind.startswith("onset") else pytest.approx(0.00247, abs=1e-5))
