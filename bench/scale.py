@@ -27,6 +27,7 @@ import copy
 import gc
 import json
 import multiprocessing
+import re
 import resource
 import statistics
 import sys
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.windows import ClosedWindow, SeriesAggregate
-from streams.config import DEFAULT_CONFIG_PATH, Settings, load_settings
+from streams.config import DEFAULT_CONFIG_PATH, Settings, load_settings, load_settings_text
 from streams.scoring import Scoring
 
 DAY = 86_400.0
@@ -163,10 +164,6 @@ def _replay_settings(size: float) -> Settings:
     each), and so is the duplicate horizon (derived from the window); detector
     durations such as trend's 28-day horizon are raised to the window.
     """
-    import re
-
-    from streams.config import load_settings_text
-
     text = Path(DEFAULT_CONFIG_PATH).read_text(encoding="utf-8")
     text = re.sub(r"(?m)^size_seconds = \S+", f"size_seconds = {size:g}", text)
     text = re.sub(r'(?m)^scope = "\w+"', 'scope = "all"', text)

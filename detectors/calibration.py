@@ -220,7 +220,6 @@ def surprise_of_z(z: float) -> float:
     return -ln_q / _LN10
 
 
-
 def pareto_tail_z(z: float, knee: float, alpha: float) -> float:
     """``z`` read through a Gaussian tail up to ``knee`` and a Pareto tail beyond it.
 

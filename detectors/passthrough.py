@@ -196,7 +196,7 @@ class PassThroughDetector(Detector):
         inflow, outflow, history = self._inflow, self._outflow, self._history
         for i in range(n):
             if lags > 0 and i >= n - lags:
-                past = (0.0, math.expm1(inflow[1]), (0.0 - inflow[1]) / robust_sigma(inflow[2], m))
+                past = (0.0, math.expm1(inflow[1]), self._z(inflow, 0.0))
                 history = (past, *history)[:lags]
             clip = self.clip if inflow[0] >= grace else math.inf
             inflow = update_robust_level(*inflow, 0.0, a, clip, m)
