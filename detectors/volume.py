@@ -68,7 +68,7 @@ DOWN_CLIP = 2.0
 #: shipped threshold moves, only scores, surprises and severities above it.
 TAIL_KNEE_Z = score_to_z(0.999)
 #: Tail exponent beyond the knee: the log-log slope of that empirical survival
-#: function between z = 6.5 and 200 (0.92 on 2020; 2021, held out: see README).
+#: function between z = 6.5 and 200 (0.92 on 2020; 2021, held out: see docs/measurements.md).
 TAIL_ALPHA = 0.9
 
 __all__ = ["VolumeSurgeDetector"]
