@@ -268,7 +268,6 @@ class Scoring:
                      for n in self._prototypes["series"]}
             for key, blob in table.items():
                 table[key] = self._packer.edit(blob, kept, fresh)
-        self._adopt_eager_passthrough()
         for state in self._passthrough.values():
             state.detectors = carry(state.detectors, self._prototypes["passthrough"])
         self._global_detectors = carry(self._global_detectors, {
@@ -641,20 +640,6 @@ class Scoring:
             if bound is None or min(lines) <= bound:
                 return False
         return True
-
-    def _adopt_eager_passthrough(self) -> None:
-        """Number the hub pairs of a state saved by a version that scored every pair every
-        window: all up to date, in creation order (the order of ``_passthrough``).
-
-        Such pairs carry ``learned == 0``, which a pair of this version never has after
-        the close that created it (it learns that window).
-        """
-        pairs = getattr(self, "_passthrough", {})
-        if not pairs or any(s.learned for s in pairs.values()):
-            return
-        for i, state in enumerate(pairs.values()):
-            state.learned = self._windows_seen
-            state.seq = i - len(pairs)  # before every series and pair created from now on
 
     def _score_and_learn(self, name: str, detector: Detector, x: dict[str, Any],
                          threshold: float | None, learn: bool = True) -> Explanation | None:

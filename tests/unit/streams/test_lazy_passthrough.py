@@ -16,9 +16,7 @@ import pytest
 from detectors.windows import ClosedWindow, SeriesAggregate
 from streams.config import DEFAULT_CONFIG_PATH, SeriesOverride, Settings, load_settings
 from streams.features import passthrough_flows
-from streams.pipeline import PartitionPipeline
 from streams.scoring import Finding, Scoring
-from streams.state_codec import decode_envelope, encode_envelope
 
 DAY = 86_400.0
 HUBS = ["KG", "KZ", "AM"]
@@ -151,27 +149,3 @@ def test_an_override_below_the_bound_turns_the_lazy_close_of_hub_pairs_off() -> 
     assert Scoring(_settings()).passthrough_lazy()
     assert not Scoring(_settings(overrides=[low])).passthrough_lazy()
     assert Scoring(_settings(overrides=[high])).passthrough_lazy()
-
-
-def test_a_state_saved_when_every_pair_was_scored_every_window_carries_on_alike(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A checkpoint of the eager version: its pairs are all up to date but say ``learned
-    = 0`` and ``seq = 0``; restored, they are numbered as up to date, in creation order."""
-    settings = _settings()
-    windows = _windows(seed=3, days=120)
-    with monkeypatch.context() as m:
-        m.setattr(Scoring, "lazy_close", False)
-        pipeline = PartitionPipeline(settings, partition=1)
-        _drive(pipeline.scoring, settings, windows[:90])
-        pairs = list(pipeline.scoring._passthrough.values())
-        numbers = [(s.learned, s.seq) for s in pairs]
-        for state in pairs:
-            state.learned, state.seq = 0, 0  # as the eager version left them
-        raw = encode_envelope("trade.declarations", 1, pipeline, next_offset=7, settings=settings)
-        for state, (learned, seq) in zip(pairs, numbers, strict=True):
-            state.learned, state.seq = learned, seq
-        expected = _drive(pipeline.scoring, settings, windows[90:])
-    restored = decode_envelope(raw, "trade.declarations", 1, settings).pipeline.scoring
-    assert restored.passthrough_lazy()
-    assert _drive(restored, settings, windows[90:]) == expected
-    assert expected  # the comparison means something
