@@ -170,9 +170,16 @@ class RecentExtremity(Part):
                 cur = [0.0] * N_KINDS
                 blocks.append(cur)
                 block = blk
-            z0 = min(z0, hc * max(h0, zf))
-            z1 = min(z1, hc * max(h1, zf))
-            z2 = min(z2, hc * max(h2, zf))
+            # min(z, hc * max(h, zf)) and the recent maxima, as the builtins pick
+            cap = hc * (zf if zf > h0 else h0)
+            if cap < z0:
+                z0 = cap
+            cap = hc * (zf if zf > h1 else h1)
+            if cap < z1:
+                z1 = cap
+            cap = hc * (zf if zf > h2 else h2)
+            if cap < z2:
+                z2 = cap
             if z0 > cur[0]:
                 cur[0] = z0
             if z1 > cur[1]:
@@ -182,6 +189,9 @@ class RecentExtremity(Part):
             if new_block:
                 h0, h1, h2 = map(max, zip(*blocks))
             else:
-                h0, h1, h2 = max(h0, cur[0]), max(h1, cur[1]), max(h2, cur[2])
+                c0, c1, c2 = cur
+                h0 = c0 if c0 > h0 else h0
+                h1 = c1 if c1 > h1 else h1
+                h2 = c2 if c2 > h2 else h2
         self._block = block
         self._hist = [h0, h1, h2]
