@@ -139,7 +139,7 @@ class RecentExtremity(Part):
         if z2 > cur[2]:
             cur[2] = z2
         if new_block:
-            self._hist = [max(b[k] for b in blocks) for k in range(N_KINDS)]
+            self._hist = list(map(max, zip(*blocks)))
         else:  # a block's maxima only grow: the recent maxima are the old ones or its own
             c0, c1, c2 = cur
             self._hist = [c0 if c0 > h0 else h0, c1 if c1 > h1 else h1, c2 if c2 > h2 else h2]
