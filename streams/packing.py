@@ -162,7 +162,7 @@ def _dense_memo(v: Any, memo: _BytesMemo | None) -> bytearray:
 def _sparse(b: bytearray) -> Any:
     """``b`` as bytes, or ``[size, positions (uint16 LE), values]`` when mostly zeros."""
     a = np.frombuffer(b, dtype=np.uint8)
-    nz = np.flatnonzero(a)
+    nz = a.nonzero()[0]  # (np.flatnonzero is the same index, a few microseconds slower)
     if len(a) > 65535 or len(nz) > _SPARSE_SHARE * len(a):
         return bytes(b)
     return [len(a), nz.astype("<u2").tobytes(), a[nz].tobytes()]
