@@ -213,7 +213,11 @@ class LevelShiftDetector(Detector):
                 self._n, self._centre, self._mad, y, self.baseline_alpha, math.inf, self.min_scale
             )
             return
-        z, up, down = self._step(y)
+        self._learn_step(y, t, self._step(y))
+
+    def _learn_step(self, y: float, t: float, step: tuple[float, float, float]) -> None:
+        """``learn_one`` past the grace period, given :meth:`_step` of ``y`` (read before learning)."""
+        z, up, down = step
         self._run_up = self._extend(self._run_up, y, t) if up > 0 else _NO_RUN
         self._run_down = self._extend(self._run_down, y, t) if down > 0 else _NO_RUN
         self._up, self._down = up, down
@@ -321,6 +325,21 @@ class LevelShiftDetector(Detector):
             return 0.0
         _, up, down = self._step(self._log_value(x))
         return self._score_stat(max(up, down))
+
+    def score_then_learn(self, x: dict[str, Any], threshold: float | None,
+                         learn: bool = True) -> tuple[float, Explanation | None]:
+        """The pipeline's call, computing the window's :meth:`_step` once: the score and
+        ``learn_one`` read the same (the state is unchanged in between). The same floats
+        as the three calls."""
+        if self._n < self.grace_period:
+            return super().score_then_learn(x, threshold, learn)
+        y = self._log_value(x)
+        step = self._step(y)
+        score = self._score_stat(max(step[1], step[2]))
+        explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
+        if learn:
+            self._learn_step(y, self._time(x), step)
+        return score, explanation
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         v = float(x.get("value") or 0.0)

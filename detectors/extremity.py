@@ -111,25 +111,38 @@ class RecentExtremity(Part):
         else:
             blk = index // self.block_points
         blocks = self._blocks
-        if blk != self._block:
+        new_block = blk != self._block
+        if new_block:
             blocks.pop(0)
             blocks.append([0.0] * N_KINDS)
             self._block = blk
         cur = blocks[-1]
         # one outlier raises "recently" at most history_cap-fold, so a second
         # jump right after a huge one still stands out
-        # (unrolled over the three kinds: this runs once per observation)
-        hc, h, zf = self.history_cap, self._hist, self.z_floor
-        z0 = min(zs[0], hc * max(h[0], zf))
-        z1 = min(zs[1], hc * max(h[1], zf))
-        z2 = min(zs[2], hc * max(h[2], zf))
+        # (unrolled over the three kinds, with the builtins' min/max written out as
+        # they pick: this runs once per observation)
+        hc, zf = self.history_cap, self.z_floor
+        h0, h1, h2 = self._hist
+        z0, cap = zs[0], hc * (zf if zf > h0 else h0)
+        if cap < z0:
+            z0 = cap
+        z1, cap = zs[1], hc * (zf if zf > h1 else h1)
+        if cap < z1:
+            z1 = cap
+        z2, cap = zs[2], hc * (zf if zf > h2 else h2)
+        if cap < z2:
+            z2 = cap
         if z0 > cur[0]:
             cur[0] = z0
         if z1 > cur[1]:
             cur[1] = z1
         if z2 > cur[2]:
             cur[2] = z2
-        self._hist = [max(b[k] for b in blocks) for k in range(N_KINDS)]
+        if new_block:
+            self._hist = list(map(max, zip(*blocks)))
+        else:  # a block's maxima only grow: the recent maxima are the old ones or its own
+            c0, c1, c2 = cur
+            self._hist = [c0 if c0 > h0 else h0, c1 if c1 > h1 else h1, c2 if c2 > h2 else h2]
 
     def learn_many(self, steps: Iterable[tuple[float, float, float, float]],
                    times: Sequence[float], first_index: int) -> None:
@@ -157,9 +170,16 @@ class RecentExtremity(Part):
                 cur = [0.0] * N_KINDS
                 blocks.append(cur)
                 block = blk
-            z0 = min(z0, hc * max(h0, zf))
-            z1 = min(z1, hc * max(h1, zf))
-            z2 = min(z2, hc * max(h2, zf))
+            # min(z, hc * max(h, zf)) and the recent maxima, as the builtins pick
+            cap = hc * (zf if zf > h0 else h0)
+            if cap < z0:
+                z0 = cap
+            cap = hc * (zf if zf > h1 else h1)
+            if cap < z1:
+                z1 = cap
+            cap = hc * (zf if zf > h2 else h2)
+            if cap < z2:
+                z2 = cap
             if z0 > cur[0]:
                 cur[0] = z0
             if z1 > cur[1]:
@@ -169,6 +189,9 @@ class RecentExtremity(Part):
             if new_block:
                 h0, h1, h2 = map(max, zip(*blocks))
             else:
-                h0, h1, h2 = max(h0, cur[0]), max(h1, cur[1]), max(h2, cur[2])
+                c0, c1, c2 = cur
+                h0 = c0 if c0 > h0 else h0
+                h1 = c1 if c1 > h1 else h1
+                h2 = c2 if c2 > h2 else h2
         self._block = block
         self._hist = [h0, h1, h2]

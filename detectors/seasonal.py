@@ -255,15 +255,17 @@ class RobustSeasonalBaseline(Part):
                 e = 0.0 - expected
                 d = 0.0 - prev
                 sh = shift + shift_rate * (e - shift)
-                if up_only:
-                    e, d, sh = max(e, 0.0), max(d, 0.0), max(sh, 0.0)
+                if up_only:  # max(v, 0.0) as the builtin picks
+                    e = 0.0 if 0.0 > e else e
+                    d = 0.0 if 0.0 > d else d
+                    sh = 0.0 if 0.0 > sh else sh
                 else:
                     e, d, sh = abs(e), abs(d), abs(sh)
                 zs = (e / spread, d / (_SIGMA_PER_MAD * dscale + floor), sh / spread)
             # learn(0.0, t, phase)
             if t_prev is not None and t > t_prev:
                 gap = t - t_prev
-                interval = gap if interval <= 0.0 else min(interval, gap)
+                interval = gap if interval <= 0.0 or gap < interval else interval
                 if not n_season:
                     season = self._season = [0.0] * n_phases_of(interval)
                     n_season = len(season)
@@ -288,7 +290,7 @@ class RobustSeasonalBaseline(Part):
                 d = abs(0.0 - prev)
                 dlim = clip_sigma * dscale if n > _CLIP_AFTER else d
                 dscale += sr * ((d if d < dlim else dlim) - dscale)
-                absmean += sr * (abs(0.0) - absmean)
+                absmean += sr * (0.0 - absmean)  # abs(0.0) is 0.0
                 prev = expected + ec
             if n > evidence_after:
                 append((*zs, interval))

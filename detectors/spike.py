@@ -217,6 +217,34 @@ class SeasonalRobustSpikeDetector(Detector):
         if n > _EXTREMITY_GRACE:
             self.extremity.learn(zs, t, base.interval, n)
 
+    def score_then_learn(self, x: dict[str, Any], threshold: float | None,
+                         learn: bool = True) -> tuple[float, Explanation | None]:
+        """The pipeline's call, reading the value, its phase and the baseline's evidence
+        once: ``learn_one`` reads the same (the state is unchanged in between). The same
+        floats as the three calls; warming up, or on a value it does not learn, as they are."""
+        base = self.baseline
+        n = base.count
+        if n < self.warmup or n == 0:
+            return super().score_then_learn(x, threshold, learn)
+        y, t = self._read(x)
+        if not math.isfinite(y):
+            return super().score_then_learn(x, threshold, learn)
+        phase = base.phase(t)
+        evidence = base.evidence(y, phase, self.direction == "up")
+        z = self.extremity.z(evidence)
+        source = "extremity" if z > -math.inf else "none"
+        z_new = self.novelty.z(y)
+        if z_new > z:
+            z, source = z_new, "novelty"
+        score = z_to_score(z) if source != "none" else 0.0
+        explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
+        if learn:
+            self.novelty.learn(y, scoring=True)
+            base.learn(y, t, phase)
+            if n > _EXTREMITY_GRACE:
+                self.extremity.learn(evidence, t, base.interval, n)
+        return score, explanation
+
     def learn_empty(self, times: Sequence[float]) -> None:
         """``learn_one({"value": 0.0, "t": t})`` for each of ``times``, part by part.
 

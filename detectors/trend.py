@@ -274,37 +274,57 @@ class TrendDetector(Detector):
         if self._n == 0:
             return  # a lane's past starts at its first declaration
         x = {"value": 0.0, "count": 0}
-        h, memory, warmup, k1 = self.horizon, self.memory, self.warmup, self.rate_factor - 1.0
+        memory, warmup, k1 = self.memory, self.warmup, self.rate_factor - 1.0
         min_spread = self.min_spread
+        inv_h, inv_memory = 1.0 / self.horizon, 1.0 / memory
+        # the state in locals, written back once (and around a window learned by learn_one);
+        # the builtins' max written out as it picks (the second only when strictly larger)
+        n, recent, recent_count, level = self._n, self._recent, self._recent_count, self._level
+        var, dev_var, level_count, cusum = self._var, self._dev_var, self._level_count, self._cusum
+        peak = self._peak
         for t in times:
-            n = self._n
-            n1 = n + 1.0
-            a_recent = max(1.0 / h, 1.0 / n1)
-            a_long = max(1.0 / memory, 1.0 / n1)
-            recent_before, level = self._recent, self._level
-            recent = recent_before + a_recent * (0.0 - recent_before)
+            inv_n1 = 1.0 / (n + 1.0)
+            a_recent = inv_n1 if inv_n1 > inv_h else inv_h
+            a_long = inv_n1 if inv_n1 > inv_memory else inv_memory
+            recent_after = recent + a_recent * (0.0 - recent)
             e = OFFSET_SHARE * level + 1e-9
-            dev = math.log((recent + e) / (level + e))
+            dev = math.log((recent_after + e) / (level + e))
             if n >= warmup and dev > 0.0:
+                # still above the long-run level: z, peak and holds apply
+                self._n, self._recent, self._recent_count, self._level = n, recent, recent_count, level
+                self._var, self._dev_var, self._level_count, self._cusum = var, dev_var, level_count, cusum
+                self._peak = peak
                 x["t"] = t
-                self.learn_one(x)  # still above the long-run level: z, peak and holds apply
+                self.learn_one(x)
+                n, recent, recent_count, level = self._n, self._recent, self._recent_count, self._level
+                var, dev_var, level_count, cusum = self._var, self._dev_var, self._level_count, self._cusum
+                peak = self._peak
                 continue
-            self._peak = 0.0
-            self._recent_count = self._recent_count + a_recent * (0.0 - self._recent_count)
-            lam = self._level_count
-            self._cusum = 0.0 if lam <= 0 else max(0.0, self._cusum + 0.0 - k1 * lam)
-            self._level_count = lam + a_long * (0.0 - lam)
+            peak = 0.0
+            recent_count = recent_count + a_recent * (0.0 - recent_count)
+            lam = level_count
+            if lam <= 0:
+                cusum = 0.0
+            else:
+                c = cusum + 0.0 - k1 * lam
+                cusum = c if c > 0.0 else 0.0
+            level_count = lam + a_long * (0.0 - lam)
             if n >= warmup:
-                bound = DEV_CLIP * max(math.sqrt(max(self._dev_var, 0.0)), min_spread)
+                spread = math.sqrt(0.0 if 0.0 > dev_var else dev_var)
+                bound = DEV_CLIP * (min_spread if min_spread > spread else spread)
                 if abs(dev) > bound:
                     dev = math.copysign(bound, dev)
                 # an empty window is never above the winsorising cap: nothing to clip
-            self._dev_var += max(1.0 / memory, 1.0 / n) * (dev * dev - self._dev_var)
+            inv_n = 1.0 / n
+            dev_var += (inv_n if inv_n > inv_memory else inv_memory) * (dev * dev - dev_var)
             delta = 0.0 - level
-            self._level = level + a_long * delta
-            self._var = (1.0 - a_long) * (self._var + a_long * delta * delta)
-            self._recent = recent
-            self._n = n + 1
+            level = level + a_long * delta
+            var = (1.0 - a_long) * (var + a_long * delta * delta)
+            recent = recent_after
+            n = n + 1
+        self._n, self._recent, self._recent_count, self._level = n, recent, recent_count, level
+        self._var, self._dev_var, self._level_count, self._cusum = var, dev_var, level_count, cusum
+        self._peak = peak
 
     def score_one(self, x: dict[str, Any]) -> float:
         return z_to_score(self._z(x))

@@ -186,7 +186,10 @@ class VolumeSurgeDetector(Detector):
         return self._dow[int(t // _DAY + 3) % 7]  # 1970-01-01 was a Thursday
 
     def _expected(self, x: dict[str, Any]) -> tuple[float, float]:
-        factor = self._factor(x)
+        return self._expected_at(self._factor(x))
+
+    def _expected_at(self, factor: float) -> tuple[float, float]:
+        """(mean, spread) of a window with weekday ``factor``."""
         mean = self._mean * factor
         spread = max(math.sqrt(max(self._var, 0.0)) * factor, self.min_spread * mean, 1e-9)
         return mean, spread
@@ -243,8 +246,12 @@ class VolumeSurgeDetector(Detector):
         z = self._z_now(x)
         if not self.persistence:
             return z
+        return self._z_from(z, _value(x))
+
+    def _z_from(self, z: float, value: float) -> float:
+        """:meth:`_z` past the warm-up, with persistence, given :meth:`_z_now` and the value."""
         sustained = min(z, self._z_prev)
-        window = [*self._recent[-(self.span - 1):], _value(x)] if self.span > 1 else [_value(x)]
+        window = [*self._recent[-(self.span - 1):], value] if self.span > 1 else [value]
         k = len(window)
         mean, spread = self._mean, max(math.sqrt(max(self._var, 0.0)), self.min_spread * self._mean, 1e-9)
         z_total = (sum(window) - k * mean) / self._total_spread(k, mean, spread)
@@ -255,18 +262,29 @@ class VolumeSurgeDetector(Detector):
     # -- contract ----------------------------------------------------------------
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        if self.persistence:
-            self._z_prev = self._z_now(x) if self._n >= self.warmup else 0.0
-            if self.direction != "up":
-                self._z_prev_down = self._z_now(x, up=False) if self._n >= self.warmup else 0.0
-            self._recent = [*self._recent[-(self.span - 2):], _value(x)] if self.span > 1 else []
-        raw = _value(x)
-        a_act = self.rate if self._n >= self.warmup else 1.0 / (self._n + 1)
-        self._active += a_act * ((1.0 if raw > 0 else 0.0) - self._active)
-        v = raw
+        warm = self._n >= self.warmup
         factor = self._factor(x)
-        if self._n >= self.warmup:
-            mean, spread = self._expected(x)
+        expected = self._expected(x) if warm else None
+        z_prev = self._z_now(x) if warm and self.persistence else 0.0
+        self._learn(x, _value(x), factor, expected, z_prev)
+
+    def _learn(self, x: dict[str, Any], raw: float, factor: float,
+               expected: tuple[float, float] | None, z_prev: float) -> None:
+        """``learn_one(x)`` given what it reads of the state before learning: the window's
+        value, its weekday factor, :meth:`_expected` (None in the warm-up) and
+        :meth:`_z_now` (the surge side, 0 in the warm-up), which a score just computed."""
+        warm = expected is not None
+        if self.persistence:
+            self._z_prev = z_prev
+            if self.direction != "up":
+                self._z_prev_down = self._z_now(x, up=False) if warm else 0.0
+            self._recent = [*self._recent[-(self.span - 2):], raw] if self.span > 1 else []
+        rate = self.rate
+        a = rate if warm else 1.0 / (self._n + 1)
+        self._active += a * ((1.0 if raw > 0 else 0.0) - self._active)
+        v = raw
+        if expected is not None:
+            mean, spread = expected
             bound = mean + self.clip * spread
             if v > bound:  # winsorise, leaking a little so a lasting new level is learned
                 v = bound + LEAK * (v - bound)
@@ -276,25 +294,47 @@ class VolumeSurgeDetector(Detector):
                 # a floor ``clip`` spreads down would never bite
                 v = floor + LEAK * (v - floor)
         deseasoned = v / factor
-        a = self.rate if self._n >= self.warmup else 1.0 / (self._n + 1)
         delta = deseasoned - self._mean
         self._mean += a * delta
         self._var = (1 - a) * (self._var + a * delta * delta)
         t = x.get("t")
-        if isinstance(t, int | float) and math.isfinite(t):
+        timed = isinstance(t, int | float) and math.isfinite(t)
+        if timed:
             if self._t_prev is not None and t > self._t_prev:
                 gap = t - self._t_prev
                 self._interval = gap if self._interval <= 0 else min(self._interval, gap)
             self._t_prev = float(t)
-        if self._weekly_profile() and self._mean > 0:
-            if isinstance(t, int | float) and math.isfinite(t):
-                i = int(t // _DAY + 3) % 7
-                ratio = min(v / self._mean, 7.0)
-                self._dow[i] += (self.rate / 2) * (ratio - self._dow[i])
-                norm = sum(self._dow) / 7
-                if norm > 0:
-                    self._dow = [d / norm for d in self._dow]
+        if timed and self._mean > 0 and self._weekly_profile():
+            i = int(t // _DAY + 3) % 7
+            ratio = min(v / self._mean, 7.0)
+            dow = self._dow
+            dow[i] += (rate / 2) * (ratio - dow[i])
+            norm = sum(dow) / 7
+            if norm > 0:
+                self._dow = [d / norm for d in dow]
         self._n += 1
+
+    def score_then_learn(self, x: dict[str, Any], threshold: float | None,
+                         learn: bool = True) -> tuple[float, Explanation | None]:
+        """The pipeline's call, reading the state once: the surge side's z of this window
+        (:meth:`_z_now`), its weekday factor and :meth:`_expected` are what ``learn_one``
+        reads too (the state is unchanged in between). The same floats as the three calls."""
+        if self.direction != "up":
+            return super().score_then_learn(x, threshold, learn)
+        warm = self._n >= self.warmup
+        factor = self._factor(x)
+        raw = _value(x)
+        if warm:
+            expected = mean, spread = self._expected_at(factor)
+            z_now = max(0.0, (raw - mean) / math.hypot(spread, self.level_cv * mean))
+            up = self._z_from(z_now, raw) if self.persistence else z_now
+        else:
+            expected, z_now, up = None, 0.0, 0.0
+        score = z_to_score(pareto_tail_z(max(up, 0.0), TAIL_KNEE_Z, TAIL_ALPHA))
+        explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
+        if learn:
+            self._learn(x, raw, factor, expected, z_now if self.persistence and warm else 0.0)
+        return score, explanation
 
     def learn_empty(self, times: Sequence[float]) -> None:
         """Learn empty windows at ``times`` in one step (surge detectors past their warm-up).

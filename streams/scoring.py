@@ -568,13 +568,18 @@ class Scoring:
             state.last_window = start
         x = {"value": agg.value_eur, "t": start, "count": agg.count}
         min_activity = self._min_activity
+        activity = state.activity
+        timed = self.metrics is not None
         for name, detector in state.detectors.items():
-            if state.activity < min_activity.get(name, 0.0):
+            if name in min_activity and activity < min_activity[name]:
                 if learn:
                     detector.learn_one(x)  # too sparse to judge yet: learn only
                 continue
             line = threshold(name, key)
-            explanation = self._score_and_learn(name, detector, x, line, learn)
+            if timed:
+                explanation = self._score_and_learn(name, detector, x, line, learn)
+            else:  # no timer to feed: the call itself (this runs per touched series and detector)
+                explanation = detector.score_then_learn(x, line, learn)[1]
             if explanation is not None and line is not None:
                 findings.append(Finding(
                     name, state.meta, family.direction, family.is_rollup, start,

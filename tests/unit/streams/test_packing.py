@@ -7,6 +7,7 @@ import pickle
 import random
 from typing import Any
 
+import msgspec
 import pytest
 
 from detectors.base import Part
@@ -118,3 +119,37 @@ def test_sparse_tables_of_any_fill_come_back_byte_for_byte(packer: DetectorPacke
         _, unpacked = packer.unpack(packer.pack([], {"spike": spike}, "up"), "up")
         assert type(unpacked["spike"].novelty._seen) is bytearray
         assert unpacked["spike"].novelty._seen == table, filled
+
+
+class _Knob(Part):
+    """A part with a mutable parameter (a list), a tuple and a learned float."""
+
+    def __init__(self, weights: list[float] | None = None) -> None:
+        self.weights = [1.0, 2.0] if weights is None else weights
+        self._last: tuple[float, ...] = ()
+        self._level = 0.0
+
+
+def test_a_compiled_layout_copies_mutable_parameters_and_keeps_tuples() -> None:
+    """Unpacked instances never share a mutable parameter with the prototype or each other."""
+    proto = build("volume", {})
+    proto.knob = _Knob()
+    knobbed = DetectorPacker({("volume", "up"): proto})
+    d = build("volume", {})
+    d.knob = _Knob()
+    d.knob._last, d.knob._level = (1.5, 2.5), 3.0
+    _, first = knobbed.unpack(knobbed.pack([], {"volume": d}, "up"), "up")
+    _, second = knobbed.unpack(knobbed.pack([], {"volume": d}, "up"), "up")
+    _same(d, first["volume"])
+    assert first["volume"].knob.weights == proto.knob.weights
+    assert first["volume"].knob.weights is not second["volume"].knob.weights
+    assert first["volume"].knob.weights is not proto.knob.weights
+    assert type(first["volume"].knob._last) is tuple
+
+
+def test_a_packed_detector_with_the_wrong_number_of_values_is_refused(packer: DetectorPacker) -> None:
+    blob = packer.pack([], {"volume": build("volume", {})}, "up")
+    tree = msgspec.msgpack.decode(blob)
+    tree[-1][0][1].append(0.0)
+    with pytest.raises(ValueError, match="values, expected"):
+        packer.unpack(msgspec.msgpack.encode(tree), "up")
