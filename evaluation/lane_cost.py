@@ -43,9 +43,12 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Detector
+from detectors.registry import DetectorConfigError
 from detectors.registry import build as build_detector
 
 DAY = 86_400.0
+#: The detectors that judge a series' windows (the others judge declarations or hub pairs).
+SERIES_KINDS: tuple[str, ...] = ("changepoint", "spike", "trend", "volume")
 #: Daily (values, counts) per series key.
 Lanes = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -159,9 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realdata", help="path of the Comext file (else $TRADEWATCH_REALDATA)")
     p.add_argument("--json", metavar="F", help="write the figures as JSON to F")
     args = p.parse_args(argv)
-    zs = [float(z) for z in args.z.split(",")]
-    params = json.loads(args.params)
-    build_detector(args.detector, params)  # a bad kind or parameter fails here, before the replay
+    if args.detector not in SERIES_KINDS:
+        p.error(f"--detector: {args.detector!r} is not a series detector (one of {', '.join(SERIES_KINDS)})")
+    try:
+        zs = [float(z) for z in args.z.split(",")]
+        params = json.loads(args.params)
+        build_detector(args.detector, params)  # a bad parameter fails here, before the replay
+    except (ValueError, TypeError, DetectorConfigError) as exc:  # JSONDecodeError is a ValueError
+        p.error(f"{exc}")
     months = tuple(args.months.split(":")) if args.months else None
     stream = RealStream(load_comext(args.realdata, months), ExpansionConfig(scale=args.scale))
     days = int((stream.end_ts - stream.start_ts) // DAY) + 1

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from detectors.trend import TrendDetector
 from detectors.volume import VolumeSurgeDetector
@@ -100,3 +101,17 @@ def test_the_command_prices_a_threshold_on_a_comext_file(tmp_path: Path) -> None
     by_z = {row["z"]: row for row in figures["thresholds"]}
     assert by_z[2.0]["alerts"] >= by_z[6.0]["alerts"]
     assert by_z[2.0]["alerts"] >= 1  # the DE->KZ jump in the last four months
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--detector", "novelty"], "not a series detector"),
+    (["--params", '{"horizon": 28'], "Expecting"),
+    (["--params", '{"horizn": 28}'], "horizn"),
+    (["--z", "3,high"], "high"),
+])
+def test_a_bad_argument_is_one_line_before_any_replay(argv: list[str], says: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--realdata", "/nonexistent.csv.gz", *argv])
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
