@@ -131,45 +131,22 @@ class ContextNovelty(Part):
         return self.max_z * nov if nov > 0.0 else -math.inf
 
     def learn(self, y: float, scoring: bool) -> None:
-        """Record the transitions ending in ``y``; ``scoring`` counts towards the rest.
-
-        :meth:`_bin`, :meth:`_codes` and :meth:`_unseen_weight` written out (the same
-        integers): this runs for every window a series learns.
-        """
+        """Record the transitions ending in ``y``; ``scoring`` counts towards the rest."""
         n_bins = self.levels
         if not n_bins:
             return
-        lo, hi, h = self._lo, self._hi, self._ctx
-        if not hi > lo:
-            b = 0
-        else:
-            b = int((y - lo) / (hi - lo) * n_bins)
-            b = 0 if b < 0 else (n_bins - 1 if b >= n_bins else b)
-        sq = n_bins * n_bins
-        cube = sq * n_bins
-        base = sq + cube  # orders 1 and 2 exactly, order 3 hashed into the rest
-        c1 = (h % n_bins) * n_bins + b
-        c2 = sq + (h % sq) * n_bins + b
-        c3 = base + ((h * n_bins + b) * _HASH) % (self.bits - base)
-        seen = self._seen
+        b = self._bin(y)
+        codes = self._codes(b)
         if scoring:
-            w1, w2, w3 = _WEIGHTS
-            un = 0
-            if not (seen[c1 >> 3] >> (c1 & 7)) & 1:
-                un += w1
-            if not (seen[c2 >> 3] >> (c2 & 7)) & 1:
-                un += w2
-            if not (seen[c3 >> 3] >> (c3 & 7)) & 1:
-                un += w3
-            strong = un >= _TOTAL_WEIGHT * self.trigger
+            strong = self._unseen_weight(codes) >= _TOTAL_WEIGHT * self.trigger
             self._since = 0 if strong else self._since + 1
-        seen[c1 >> 3] |= 1 << (c1 & 7)
-        seen[c2 >> 3] |= 1 << (c2 & 7)
-        seen[c3 >> 3] |= 1 << (c3 & 7)
-        self._ctx = (h * n_bins + b) % cube
-        if y < lo:
+        seen = self._seen
+        for code in codes:
+            seen[code >> 3] |= 1 << (code & 7)
+        self._ctx = (self._ctx * n_bins + b) % (n_bins * n_bins * n_bins)
+        if y < self._lo:
             self._lo = y
-        if y > hi:
+        if y > self._hi:
             self._hi = y
 
     def learn_zeros(self, steps: int, scoring_from: int) -> None:
