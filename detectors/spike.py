@@ -211,11 +211,16 @@ class SeasonalRobustSpikeDetector(Detector):
         if n == 0:
             base.learn(y, t, phase)
             return
-        zs = base.evidence(y, phase, self.direction == "up")
+        self._learn_judged(y, t, phase, base.evidence(y, phase, self.direction == "up"), n)
+
+    def _learn_judged(self, y: float, t: float | None, phase: int,
+                      evidence: tuple[float, float, float, float, float], n: int) -> None:
+        """``learn_one`` of a value past the first, given the baseline's ``evidence`` of it
+        (read before learning) and the baseline's count ``n``."""
         self.novelty.learn(y, scoring=n >= self.warmup)
-        base.learn(y, t, phase)
+        self.baseline.learn(y, t, phase)
         if n > _EXTREMITY_GRACE:
-            self.extremity.learn(zs, t, base.interval, n)
+            self.extremity.learn(evidence, t, self.baseline.interval, n)
 
     def score_then_learn(self, x: dict[str, Any], threshold: float | None,
                          learn: bool = True) -> tuple[float, Explanation | None]:
@@ -230,19 +235,11 @@ class SeasonalRobustSpikeDetector(Detector):
         if not math.isfinite(y):
             return super().score_then_learn(x, threshold, learn)
         phase = base.phase(t)
-        evidence = base.evidence(y, phase, self.direction == "up")
-        z = self.extremity.z(evidence)
-        source = "extremity" if z > -math.inf else "none"
-        z_new = self.novelty.z(y)
-        if z_new > z:
-            z, source = z_new, "novelty"
+        z, source, evidence = self._judge(y, phase)
         score = z_to_score(z) if source != "none" else 0.0
         explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
         if learn:
-            self.novelty.learn(y, scoring=True)
-            base.learn(y, t, phase)
-            if n > _EXTREMITY_GRACE:
-                self.extremity.learn(evidence, t, base.interval, n)
+            self._learn_judged(y, t, phase, evidence, n)
         return score, explanation
 
     def learn_empty(self, times: Sequence[float]) -> None:

@@ -73,6 +73,12 @@ TAIL_ALPHA = 0.9
 
 __all__ = ["VolumeSurgeDetector"]
 
+
+def _score_of(z: float) -> float:
+    """The 0-1 score of evidence ``z``: read through the Pareto tail beyond the knee."""
+    return z_to_score(pareto_tail_z(z, TAIL_KNEE_Z, TAIL_ALPHA))
+
+
 _DAY = 86_400.0
 #: Longest window spacing with a weekday profile: at least two windows a week.
 _SUB_WEEKLY = 3.5 * _DAY
@@ -196,7 +202,11 @@ class VolumeSurgeDetector(Detector):
 
     def _scored(self, x: dict[str, Any]) -> tuple[float, float]:
         """(mean, spread) of one window as scored: :meth:`_expected` plus the level's spread."""
-        mean, spread = self._expected(x)
+        return self._scored_at(self._expected(x))
+
+    def _scored_at(self, expected: tuple[float, float]) -> tuple[float, float]:
+        """:meth:`_scored` given :meth:`_expected` of the window."""
+        mean, spread = expected
         return mean, math.hypot(spread, self.level_cv * mean)
 
     def _total_spread(self, k: int, mean: float, spread: float) -> float:
@@ -204,8 +214,12 @@ class VolumeSurgeDetector(Detector):
         return math.sqrt(k * spread * spread + (k * self.level_cv * mean) ** 2)
 
     def _z_now(self, x: dict[str, Any], up: bool = True) -> float:
-        mean, spread = self._scored(x)
-        z = (_value(x) - mean) / spread
+        return self._z_at(_value(x), self._expected(x), up)
+
+    def _z_at(self, value: float, expected: tuple[float, float], up: bool = True) -> float:
+        """:meth:`_z_now` of ``value`` given :meth:`_expected` of its window."""
+        mean, spread = self._scored_at(expected)
+        z = (value - mean) / spread
         return max(0.0, z if up else -z)
 
     def _sides(self, x: dict[str, Any]) -> tuple[float, float]:
@@ -325,12 +339,12 @@ class VolumeSurgeDetector(Detector):
         factor = self._factor(x)
         raw = _value(x)
         if warm:
-            expected = mean, spread = self._expected_at(factor)
-            z_now = max(0.0, (raw - mean) / math.hypot(spread, self.level_cv * mean))
+            expected = self._expected_at(factor)
+            z_now = self._z_at(raw, expected)
             up = self._z_from(z_now, raw) if self.persistence else z_now
         else:
             expected, z_now, up = None, 0.0, 0.0
-        score = z_to_score(pareto_tail_z(max(up, 0.0), TAIL_KNEE_Z, TAIL_ALPHA))
+        score = _score_of(max(up, 0.0))
         explanation = self.explain_one(x) if threshold is not None and score >= threshold else None
         if learn:
             self._learn(x, raw, factor, expected, z_now if self.persistence and warm else 0.0)
@@ -387,7 +401,7 @@ class VolumeSurgeDetector(Detector):
         self._n += k
 
     def score_one(self, x: dict[str, Any]) -> float:
-        return z_to_score(pareto_tail_z(max(self._sides(x)), TAIL_KNEE_Z, TAIL_ALPHA))
+        return _score_of(max(self._sides(x)))
 
     def explain_one(self, x: dict[str, Any]) -> Explanation:
         """``details["z"]`` is the evidence on the shared scale (past the knee, the
