@@ -29,7 +29,7 @@ import copy
 import functools
 import math
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from river.checks import common as river_common
@@ -125,14 +125,16 @@ def check_explain_one_consistent(detector: Detector, dataset: list[dict[str, Any
         detector.learn_one(x)
 
 
-def check_score_then_learn_matches_the_three_calls(detector: Detector,
-                                                   dataset: list[dict[str, Any]]) -> None:
+def check_score_then_learn_matches_the_three_calls(
+        detector: Detector, dataset: list[dict[str, Any]],
+        thresholds: Sequence[float | None] = (None, 0.0, 0.5)) -> None:
     """``score_then_learn`` gives what ``score_one``, ``explain_one`` and ``learn_one`` give.
 
-    Checked at three thresholds (none, 0: explain everything, and 0.5) and with
-    learning off for every third input, on a twin fed the same inputs the long way.
+    Checked at each of ``thresholds`` (none, 0: explain everything, and 0.5 by default)
+    and with learning off for every third input, on a twin fed the same inputs the long
+    way: the same scores, explanations and pickled state.
     """
-    for threshold in (None, 0.0, 0.5):
+    for threshold in thresholds:
         fused, twin = copy.deepcopy(detector), copy.deepcopy(detector)
         for i, x in enumerate(dataset):
             learn = i % 3 != 2
