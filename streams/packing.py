@@ -30,7 +30,6 @@ and values of its non-zero bytes.
 from __future__ import annotations
 
 import copy
-import operator
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -70,7 +69,7 @@ class _Layout:
     from packed data; the parameters and classes are bound by name, not written out.
     """
 
-    __slots__ = ("cls", "template", "names", "get", "special", "mutable_params", "values", "build")
+    __slots__ = ("cls", "template", "names", "special", "mutable_params", "values", "build")
 
     def __init__(self, obj: Any) -> None:
         self.cls = type(obj)
@@ -96,7 +95,6 @@ class _Layout:
             self.template[attr] = None
             names.append(attr)
         self.names = tuple(names)
-        self.get = operator.itemgetter(*names) if len(names) > 1 else (lambda d, n=names[0]: (d[n],))
         self.special = tuple(special)
         self.mutable_params = tuple(mutable)
         #: ``values(obj, memo)``: the learned values of ``obj`` in layout order (parts nested).
