@@ -45,6 +45,9 @@ import numpy as np
 from detectors.base import Detector
 from detectors.registry import DetectorConfigError
 from detectors.registry import build as build_detector
+from evaluation.realdata import ExpansionConfig, RealStream, load_comext, month_range
+from streams.config import Settings
+from streams.series import SeriesCatalog
 
 DAY = 86_400.0
 #: The detectors that judge a series' windows (the others judge declarations or hub pairs).
@@ -61,15 +64,17 @@ def daily_lanes(declarations: Iterable[Any], start_ts: float, days: int,
     series whose total stays under ``min_total_eur`` are dropped (too small to reach
     the materiality floor often enough to matter, and they dominate the count).
     """
+    families = [f for f in SeriesCatalog.from_settings(Settings()).families if f.product == "hs6"]
     values: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     for d in declarations:
         i = int((d.declared_at.timestamp() - start_ts) // DAY)
         if not 0 <= i < days:
             continue
-        hs6 = d.hs_code[:6]
-        for key in (f"hs6:{d.exporter_country}>{d.destination_country}:{hs6}",
-                    f"hs6:*>{d.destination_country}:{hs6}"):
+        for family in families:  # the default lanes and transit view of HS6 products
+            key = family.key(d, None)  # the background holds no CHPL goods: no tier
+            if key is None:
+                continue
             if key not in values:
                 values[key], counts[key] = np.zeros(days), np.zeros(days, np.int32)
             values[key][i] += d.statistical_value_eur
@@ -106,8 +111,9 @@ def threshold_cost(lanes: Lanes, start_ts: float, make_detector: Callable[[], De
     A window is counted at threshold z when the detector's evidence z (``details["z"]``)
     reaches z, its excess over the expected upper bound reaches ``floor_eur``, its
     evidence holds at least ``min_declarations`` declarations (``details["declarations"]``
-    for a detector that judges a span, as the alert policy reads it; else the window's) and the series' last counted window at
-    that threshold is more than ``cooldown_windows`` before it. Empty windows are
+    for a detector that judges a span, as the alert policy reads it; else the window's)
+    and the series' last counted window at that threshold is more than
+    ``cooldown_windows`` before it. Empty windows are
     learned as zeros, as the pipeline does.
     """
     by_month = {z: collections.Counter[str]() for z in zs}
@@ -119,36 +125,26 @@ def threshold_cost(lanes: Lanes, start_ts: float, make_detector: Callable[[], De
         for i in range(len(values)):
             t = start_ts + DAY * i
             x = {"value": float(values[i]), "t": t, "count": int(counts[i])}
-            if counts[i]:  # the span of months with trade, whatever the series
-                months.add(dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m"))
             if counts[i]:
+                month = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m")
+                months.add(month)  # the span of months with trade, whatever the series
                 e = detector.explain_one(x)
                 z = e.details.get("z", 0.0)
                 declarations = e.details.get("declarations", counts[i])
                 if declarations >= min_declarations and e.observed - e.expected_high >= floor_eur:
-                    month = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m")
                     for threshold in zs:
                         if z >= threshold and i - last[threshold] > cooldown_windows:
                             last[threshold] = i
                             by_month[threshold][month] += 1
                             by_series[threshold][key] += 1
             detector.learn_one(x)
-    span = _month_span(months)
+    span = len(month_range(min(months), max(months))) if months else 0
     return ThresholdCost(series=len(lanes), months=span,
                          alerts={z: sum(by_month[z].values()) for z in zs},
                          by_month=by_month, by_series=by_series)
 
 
-def _month_span(months: set[str]) -> int:
-    if not months:
-        return 0
-    first, last = min(months), max(months)
-    return (int(last[:4]) - int(first[:4])) * 12 + int(last[5:]) - int(first[5:]) + 1
-
-
 def main(argv: list[str] | None = None) -> int:
-    from evaluation.realdata import ExpansionConfig, RealStream, load_comext
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--detector", default="trend", help="detector kind (a series detector)")
     p.add_argument("--params", default="{}", help="detector params as JSON, in windows")
