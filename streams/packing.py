@@ -249,6 +249,16 @@ class DetectorPacker:
             raise NotPackable(str(exc)) from None
 
     @staticmethod
+    def tree(blob: bytes) -> list[Any]:
+        """The plain data of ``blob``: ``[*header, [[name, values], ...]]``."""
+        return _decode(blob)
+
+    @staticmethod
+    def blob(tree: list[Any]) -> bytes:
+        """``tree`` (as :meth:`tree` reads it) packed again."""
+        return _encode(tree)
+
+    @staticmethod
     def header(blob: bytes) -> list[Any]:
         """The header :meth:`pack` was given (without building any detector)."""
         return _decode(blob)[:-1]

@@ -10,6 +10,7 @@
 
 mod bits;
 mod calibration;
+mod close;
 mod detector;
 mod pymath;
 mod value;
@@ -94,6 +95,7 @@ fn calibration_ops(z: f64, knee: f64, alpha: f64) -> (f64, f64, f64, f64) {
 
 #[pymodule]
 fn tradewatch_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<close::Closer>()?;
     m.add_function(wrap_pyfunction!(replay, m)?)?;
     m.add_function(wrap_pyfunction!(unsupported, m)?)?;
     m.add_function(wrap_pyfunction!(float_ops, m)?)?;
