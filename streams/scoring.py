@@ -480,15 +480,21 @@ class Scoring:
         """Pack the live series of lazily closed families that had no data in this window.
 
         Costs the series touched at this close and the last one, not every series:
-        ``_live_lazy`` holds exactly the live series that may need packing.
+        ``_live_lazy`` holds exactly the live series that may need packing. Where the
+        native close applies, the series touched are packed too (new series, and those
+        closed on the Python path because they alerted), so the next close takes them
+        natively: a series with data every window would otherwise stay on the Python path.
         """
         live = self._live_lazy
         if live is None:
             live = self._live_lazy = {k: None for k, s in self._series.items()
                                       if s.family not in self._eager_families}
-        for key in [k for k in live if k not in touched]:
+        pack_touched = self._native is not None
+        for key in [k for k in live if pack_touched or k not in touched]:
             del live[key]
             self._pack(key)
+        if pack_touched:
+            return
         eager = self._eager_keys or {}
         series = self._series
         for key in touched:

@@ -23,7 +23,9 @@ from evaluation.synth.generator import StreamConfig, SyntheticStream
 from evaluation.synth.scenarios import scenario_by_name
 from streams.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from streams.offline import run_offline
+from streams.pipeline import PartitionPipeline
 from streams.scoring import Scoring
+from streams.state_codec import decode_envelope, encode_envelope
 
 DAY = 86_400.0
 
@@ -103,15 +105,7 @@ def test_the_shipped_config_is_closed_natively() -> None:
 def test_native_close_gives_the_python_findings_and_state(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     windows = _windows(seed)
     unlearned = lambda w: frozenset(k for k in windows[w].aggregates if k.endswith("1"))  # noqa: E731
-    calls: list[int] = []
-    real_close = native_close.NativeClose.close
-
-    def counted(self: native_close.NativeClose, *args: Any, **kwargs: Any) -> list[Any]:
-        out = real_close(self, *args, **kwargs)
-        calls.extend(1 if r is not None else 0 for r in out)
-        return out
-
-    monkeypatch.setattr(native_close.NativeClose, "close", counted)
+    calls = _spy(monkeypatch)
     python, python_findings = _close_all(windows, native=False, monkeypatch=monkeypatch, unlearned=unlearned)
     assert not calls
     native, native_findings = _close_all(windows, native=True, monkeypatch=monkeypatch, unlearned=unlearned)
@@ -127,8 +121,24 @@ def test_native_close_keeps_series_packed_and_python_makes_them_live(monkeypatch
     native, _ = _close_all(windows, native=True, monkeypatch=monkeypatch)
     python, _ = _close_all(windows, native=False, monkeypatch=monkeypatch)
     touched = set(windows[-1].aggregates)
-    assert touched & set(python._series)            # the Python close leaves them live
-    assert len(touched & set(native._series)) < len(touched & set(python._series))
+    assert touched and touched <= set(python._series)  # the Python close leaves them live
+    assert not touched & set(native._series)           # the native one, packed for the next
+
+
+def test_a_checkpoint_taken_with_the_native_close_restores_and_carries_on_alike(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(DEFAULT_CONFIG_PATH, env={})
+    windows = _windows(4, n_series=80, n_windows=60)
+    pipeline = PartitionPipeline(settings, partition=1)
+    for w in windows[:40]:
+        pipeline.scoring.score_series(w, _line)
+    raw = encode_envelope("trade.declarations", 1, pipeline, next_offset=7, settings=settings)
+    restored = decode_envelope(raw, "trade.declarations", 1, settings).pipeline.scoring
+    assert restored.native_reason is None
+    for w in windows[40:]:
+        assert [_finding(f) for f in restored.score_series(w, _line)] == \
+            [_finding(f) for f in pipeline.scoring.score_series(w, _line)]
+    assert _bits(_packed_values(restored)) == _bits(_packed_values(pipeline.scoring))
 
 
 def test_without_the_module_or_with_an_unported_parameter_the_close_stays_python(
@@ -162,8 +172,23 @@ def _scope_all() -> Settings:
     return msgspec.structs.replace(settings, alerts=msgspec.structs.replace(settings.alerts, scope="all"))
 
 
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records, for every series the native close was given, 1 if it closed it, else 0."""
+    calls: list[int] = []
+    real_close = native_close.NativeClose.close
+
+    def counted(self: native_close.NativeClose, *args: Any, **kwargs: Any) -> list[Any]:
+        out = real_close(self, *args, **kwargs)
+        calls.extend(1 if r is not None else 0 for r in out)
+        return out
+
+    monkeypatch.setattr(native_close.NativeClose, "close", counted)
+    return calls
+
+
 def test_the_offline_pipeline_raises_the_same_alerts_natively(monkeypatch: pytest.MonkeyPatch) -> None:
     records, settings = _records(), _scope_all()
+    calls = _spy(monkeypatch)
     results = {}
     for native in (False, True):
         with monkeypatch.context() as m:
@@ -171,6 +196,7 @@ def test_the_offline_pipeline_raises_the_same_alerts_natively(monkeypatch: pytes
             results[native] = run_offline(records, settings, now=lambda: 1.9e9)
     python, native = results[False], results[True]
     assert len(python.alerts) >= 3
+    assert sum(calls) > 0.9 * len(calls) > 1000  # most series closes were native
     assert [(a.alert_id, a.severity, a.score, a.surprise) for a in native.alerts] == \
         [(a.alert_id, a.severity, a.score, a.surprise) for a in python.alerts]
     assert [(i.incident_id, i.revision) for i in native.incidents] == \
