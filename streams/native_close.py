@@ -26,6 +26,7 @@ module (``scripts/build-native.sh``, run by ``make``), the close is all Python.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,19 @@ except ImportError:  # not built: the close stays in Python
     tradewatch_native = None  # type: ignore[assignment]
 
 __all__ = ["NativeClose", "available"]
+
+log = logging.getLogger(__name__)
+#: What this process has logged about the native close (once each, not per partition).
+_logged: set[str | None] = set()
+
+
+def _log_once(reason: str | None) -> None:
+    if reason not in _logged:
+        _logged.add(reason)
+        if reason is None:
+            log.info("native close: on (quiet series with data are closed in native code)")
+        else:
+            log.info("native close: off, the close stays in Python: %s", reason)
 
 
 def available() -> bool:
@@ -57,12 +71,16 @@ class NativeClose:
               activity_rate: float) -> tuple[NativeClose | None, str | None]:
         """The closer for ``names`` (the config's series detectors), or None and why not."""
         if tradewatch_native is None:
-            return None, "the native module is not built (scripts/build-native.sh)"
+            reason = "the native module is not built (scripts/build-native.sh)"
+            _log_once(reason)
+            return None, reason
         specs = [(name, packer.spec(name, "up")) for name in names]
         try:
             closer = tradewatch_native.Closer(specs, dict(min_activity), activity_rate)
         except ValueError as exc:
+            _log_once(str(exc))
             return None, str(exc)
+        _log_once(None)
         return cls(closer, names), None
 
     def close(self, trees: list[list[Any]], scored: list[float], base: int, index: int, start: float,
