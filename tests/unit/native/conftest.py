@@ -42,7 +42,14 @@ def prototypes(config: str) -> dict[str, Any]:
 
 
 def same(a: Any, b: Any, path: str = "values") -> str | None:
-    """Where ``a`` and ``b`` differ (type, float bits, length), or None when they do not."""
+    """Where ``a`` and ``b`` differ (type, float bits, length), or None when they do not.
+
+    A tuple and a list are the same sequence: a packed tree holds tuples as lists (msgpack
+    arrays), and the packer makes them tuples again when it builds the detector."""
+    if isinstance(a, tuple):
+        a = list(a)
+    if isinstance(b, tuple):
+        b = list(b)
     if type(a) is not type(b):
         return f"{path}: {type(a).__name__} {a!r} vs {type(b).__name__} {b!r}"
     if isinstance(a, float):
