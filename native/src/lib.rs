@@ -10,6 +10,7 @@
 
 mod bits;
 mod calibration;
+mod changepoint;
 mod close;
 mod detector;
 mod pymath;
