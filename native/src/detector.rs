@@ -33,6 +33,7 @@ pub fn check(spec: &Spec) -> Result<(), String> {
         // one line per ported detector:
         // "VolumeSurgeDetector" => crate::volume::Volume::check(spec),
         "LevelShiftDetector" => crate::changepoint::LevelShift::check(spec),
+        "SeasonalRobustSpikeDetector" => crate::spike::Spike::check(spec),
         other => Err(format!("no native {other}")),
     }
 }
@@ -44,6 +45,7 @@ pub fn build(spec: &Spec, values: &[Value]) -> Result<Box<dyn SeriesDetector>, S
         // one line per ported detector:
         // "VolumeSurgeDetector" => Ok(Box::new(crate::volume::Volume::build(spec, values)?)),
         "LevelShiftDetector" => Ok(Box::new(crate::changepoint::LevelShift::build(spec, values)?)),
+        "SeasonalRobustSpikeDetector" => Ok(Box::new(crate::spike::Spike::build(spec, values)?)),
         other => {
             let _ = values;
             Err(format!("no native {other}"))

@@ -12,8 +12,12 @@ mod bits;
 mod calibration;
 mod changepoint;
 mod close;
+mod context_novelty;
 mod detector;
+mod extremity;
 mod pymath;
+mod seasonal;
+mod spike;
 mod value;
 
 use pyo3::exceptions::PyValueError;
