@@ -12,6 +12,7 @@ mod bits;
 mod calibration;
 mod detector;
 mod pymath;
+mod trend;
 mod value;
 
 use pyo3::exceptions::PyValueError;
