@@ -34,6 +34,7 @@ pub fn check(spec: &Spec) -> Result<(), String> {
         // "VolumeSurgeDetector" => crate::volume::Volume::check(spec),
         "LevelShiftDetector" => crate::changepoint::LevelShift::check(spec),
         "SeasonalRobustSpikeDetector" => crate::spike::Spike::check(spec),
+        "TrendDetector" => crate::trend::Trend::check(spec),
         other => Err(format!("no native {other}")),
     }
 }
@@ -46,6 +47,7 @@ pub fn build(spec: &Spec, values: &[Value]) -> Result<Box<dyn SeriesDetector>, S
         // "VolumeSurgeDetector" => Ok(Box::new(crate::volume::Volume::build(spec, values)?)),
         "LevelShiftDetector" => Ok(Box::new(crate::changepoint::LevelShift::build(spec, values)?)),
         "SeasonalRobustSpikeDetector" => Ok(Box::new(crate::spike::Spike::build(spec, values)?)),
+        "TrendDetector" => Ok(Box::new(crate::trend::Trend::build(spec, values)?)),
         other => {
             let _ = values;
             Err(format!("no native {other}"))

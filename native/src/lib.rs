@@ -18,6 +18,7 @@ mod extremity;
 mod pymath;
 mod seasonal;
 mod spike;
+mod trend;
 mod value;
 
 use pyo3::exceptions::PyValueError;
