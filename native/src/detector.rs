@@ -32,6 +32,7 @@ pub fn check(spec: &Spec) -> Result<(), String> {
     match spec.class.as_str() {
         // one line per ported detector:
         // "VolumeSurgeDetector" => crate::volume::Volume::check(spec),
+        "VolumeSurgeDetector" => crate::volume::Volume::check(spec),
         other => Err(format!("no native {other}")),
     }
 }
@@ -42,6 +43,7 @@ pub fn build(spec: &Spec, values: &[Value]) -> Result<Box<dyn SeriesDetector>, S
     match spec.class.as_str() {
         // one line per ported detector:
         // "VolumeSurgeDetector" => Ok(Box::new(crate::volume::Volume::build(spec, values)?)),
+        "VolumeSurgeDetector" => Ok(Box::new(crate::volume::Volume::build(spec, values)?)),
         other => {
             let _ = values;
             Err(format!("no native {other}"))

@@ -13,6 +13,7 @@ mod calibration;
 mod detector;
 mod pymath;
 mod value;
+mod volume;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
