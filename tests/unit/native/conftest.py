@@ -11,6 +11,7 @@ on daily, weekly and calendar-month grids, surges, collapses and level shifts.
 from __future__ import annotations
 
 import calendar
+import copy
 import datetime as dt
 import math
 import random
@@ -70,7 +71,9 @@ class Oracle:
         self.fresh = self.packer.values(name, "up", prototype)
 
     def python(self, values: list[Any], ops: list[Op]) -> tuple[list[Any], list[float]]:
-        d = self.packer.build(self.name, "up", values)
+        # a copy: the built detector holds the lists it is given and may change them in
+        # place (volume's ``dow[i] += ...``), and ``values`` is replayed on native next
+        d = self.packer.build(self.name, "up", copy.deepcopy(values))
         scores = []
         for op in ops:
             if op[0] == "learn_one":
