@@ -489,17 +489,19 @@ class Scoring:
         if live is None:
             live = self._live_lazy = {k: None for k, s in self._series.items()
                                       if s.family not in self._eager_families}
-        pack_touched = self._native is not None
-        for key in [k for k in live if pack_touched or k not in touched]:
+        for key in [k for k in live if k not in touched]:
             del live[key]
             self._pack(key)
-        if pack_touched:
-            return
         eager = self._eager_keys or {}
         series = self._series
+        pack_touched = self._native is not None
         for key in touched:
             if key not in eager and key in series:
-                live[key] = None
+                if pack_touched:
+                    live.pop(key, None)
+                    self._pack(key)
+                else:
+                    live[key] = None
 
     def _pack(self, key: str) -> None:
         """Replace the live series ``key`` by its packed form (it stays live if not packable)."""

@@ -30,11 +30,10 @@ pub trait SeriesDetector: Send {
 /// Each ported detector's `check` refuses every parameter value it does not port.
 pub fn check(spec: &Spec) -> Result<(), String> {
     match spec.class.as_str() {
-        // one line per ported detector:
-        // "VolumeSurgeDetector" => crate::volume::Volume::check(spec),
         "LevelShiftDetector" => crate::changepoint::LevelShift::check(spec),
         "SeasonalRobustSpikeDetector" => crate::spike::Spike::check(spec),
         "TrendDetector" => crate::trend::Trend::check(spec),
+        "VolumeSurgeDetector" => crate::volume::Volume::check(spec),
         other => Err(format!("no native {other}")),
     }
 }
@@ -43,14 +42,10 @@ pub fn check(spec: &Spec) -> Result<(), String> {
 /// (after [`check`] accepted `spec`).
 pub fn build(spec: &Spec, values: &[Value]) -> Result<Box<dyn SeriesDetector>, String> {
     match spec.class.as_str() {
-        // one line per ported detector:
-        // "VolumeSurgeDetector" => Ok(Box::new(crate::volume::Volume::build(spec, values)?)),
         "LevelShiftDetector" => Ok(Box::new(crate::changepoint::LevelShift::build(spec, values)?)),
         "SeasonalRobustSpikeDetector" => Ok(Box::new(crate::spike::Spike::build(spec, values)?)),
         "TrendDetector" => Ok(Box::new(crate::trend::Trend::build(spec, values)?)),
-        other => {
-            let _ = values;
-            Err(format!("no native {other}"))
-        }
+        "VolumeSurgeDetector" => Ok(Box::new(crate::volume::Volume::build(spec, values)?)),
+        other => Err(format!("no native {other}")),
     }
 }

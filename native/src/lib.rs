@@ -20,6 +20,7 @@ mod seasonal;
 mod spike;
 mod trend;
 mod value;
+mod volume;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -78,8 +78,9 @@ class Oracle:
         self.fresh = self.packer.values(name, "up", prototype)
 
     def python(self, values: list[Any], ops: list[Op]) -> tuple[list[Any], list[float]]:
-        # a copy: packing's build reuses the packed lists (a season, a block), which the
-        # detector then changes in place, and the native twin must start from the same values
+        # a copy: packing's build reuses the packed lists (a season, a block, volume's
+        # weekday profile), which the detector then changes in place, and the native twin
+        # must start from the same values
         d = self.packer.build(self.name, "up", copy.deepcopy(values))
         scores = []
         for op in ops:
