@@ -76,7 +76,7 @@ def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
     line = lambda name, key: 2.0  # noqa: E731 - nothing alerts while building
     scoring.score_series(ClosedWindow(start, start + DAY, {
         keys[0]: SeriesAggregate(count=1, value_eur=1e4)}), line)
-    prototype = scoring._series[keys[0]]
+    prototype = scoring._series.get(keys[0]) or scoring._unpack(keys[0])  # packed by a native close
     for w in range(1, WARM_WINDOWS):
         x = {"value": 1e4 * (1 + w % 3), "t": start + w * DAY}
         for d in prototype.detectors.values():

@@ -305,6 +305,17 @@ class Scoring:
         if hasattr(self, "_packer"):  # after a restore or a settings change (not while built)
             self._build_native()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a deep copy too): the native closer is rebuilt, not copied."""
+        state = self.__dict__.copy()
+        state["_native"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_packer" in state:
+            self._build_native()
+
     def _build_native(self) -> None:
         """The native closer of quiet series, where it applies (:mod:`streams.native_close`)."""
         self._native: NativeClose | None = None
