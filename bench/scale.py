@@ -8,8 +8,9 @@ windows in which 1 % of the series have data. Per row (JSON with ``--json``):
 * ``series``; ``close_seconds``: median time to close one window (lazy, the runtime's,
   natively where :mod:`streams.native_close` applies; ``native_close`` is true, or why not);
 * ``python_close_seconds`` and ``python_over_native``: the same close all in Python
-  (``Scoring.native_close = False``), alternating window by window with the native one
-  in the same run (each window has data for other series of the same state);
+  (``Scoring.native_close = False``), alternating with the native one in pairs of
+  windows in the same run, the second of each pair measured (each window has data for
+  other series of the same state);
 * ``gc_after_close_seconds``: median time of a full garbage collection right after each
   close: the collector is paused during a close, so the objects the close leaves live are
   scanned after it (with a million series about one full collection per close is due);
@@ -141,11 +142,14 @@ def scale_row(settings: Settings, n: int, windows: int = 5) -> dict[str, Any]:
     eager_windows = max(1, min(windows, 2_000_000 // n))
     eager = copy.deepcopy(scoring) if n <= 200_000 else None
     collections: list[float] = []
-    # native and Python closes alternate, window by window (each window touches other series)
-    modes = [w % 2 == 0 for w in range(2 * windows)]
-    both = _close(scoring, start, keys, 2 * windows, lazy=True, collections=collections, native=modes)
-    lazy = [s for s, native in zip(both, modes) if native]
-    python = [s for s, native in zip(both, modes) if not native]
+    # native and Python closes alternate in pairs of windows (each window touches other
+    # series); the second of each pair is measured: the first also packs what the other
+    # mode left live (the Python close leaves the series it touched live until the next)
+    modes = [r % 4 < 2 for r in range(4 * windows)]
+    both = _close(scoring, start, keys, 4 * windows, lazy=True, collections=collections, native=modes)
+    measured = [r % 2 == 1 for r in range(4 * windows)]
+    lazy = [s for s, native, m in zip(both, modes, measured) if native and m]
+    python = [s for s, native, m in zip(both, modes, measured) if not native and m]
     rss = max(built, _rss_bytes())
     scoring.rebind(scoring.settings, None)  # as the runtime has it (native where it applies)
     row: dict[str, Any] = {
@@ -155,7 +159,8 @@ def scale_row(settings: Settings, n: int, windows: int = 5) -> dict[str, Any]:
         "native_close": scoring.native_reason is None or scoring.native_reason,
         "python_close_seconds": statistics.median(python),
         "python_over_native": statistics.median(python) / statistics.median(lazy),
-        "gc_after_close_seconds": statistics.median(c for c, native in zip(collections, modes) if native),
+        "gc_after_close_seconds": statistics.median(
+            c for c, native, m in zip(collections, modes, measured) if native and m),
         "records_per_s": max(1, int(n * ACTIVE_SHARE)) / statistics.median(lazy),
         "rss_bytes": rss,
         "rss_bytes_per_series": (rss - before) / n,

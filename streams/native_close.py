@@ -83,12 +83,14 @@ class NativeClose:
         _log_once(None)
         return cls(closer, names), None
 
-    def close(self, trees: list[list[Any]], scored: list[float], base: int, index: int, start: float,
+    def close(self, blobs: list[bytes], scored: list[float], base: int, index: int, start: float,
               values: list[float], counts: list[int], learn: list[bool],
-              line: Callable[[str, str], float | None], keys: Sequence[str]) -> list[list[Any] | None]:
-        """Each series' tree after closing window ``index``, or None where the Python path
-        must close it (a score reached its line). Arguments as ``Closer.close`` in
-        ``native/src/close.rs``; ``line(name, key)`` is the alert policy's threshold."""
+              line: Callable[[str, str], float | None], keys: Sequence[str]
+              ) -> list[tuple[bytes, float, float] | None]:
+        """Per packed series, ``(new blob, last window before, last window after)`` after
+        closing window ``index``, or None where the Python path must close it (a score
+        reached its line). Arguments as ``Closer.close`` in ``native/src/close.rs``;
+        ``line(name, key)`` is the alert policy's threshold."""
         names = self.names
         lines = [[line(name, key) for name in names] for key in keys]
-        return self._closer.close(trees, scored, base, index, start, values, counts, learn, lines)
+        return self._closer.close(blobs, scored, base, index, start, values, counts, learn, lines)

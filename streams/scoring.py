@@ -453,7 +453,6 @@ class Scoring:
         assert native is not None
         base = index - len(self._scored) + 1
         by_last = self._by_last
-        tree, blob = self._packer.tree, self._packer.blob
         closed: set[str] = set()
         for family, table in self._packed.items():
             if family in self._eager_families or self._direction_of(family) != "up":
@@ -461,21 +460,20 @@ class Scoring:
             keys = [k for k in aggregates if k in table and type(aggregates[k].value_eur) is float]
             if not keys:
                 continue
-            trees = [tree(table[k]) for k in keys]
             aggs = [aggregates[k] for k in keys]
-            results = native.close(trees, self._scored, base, index, window.start,
+            results = native.close([table[k] for k in keys], self._scored, base, index, window.start,
                                    [a.value_eur for a in aggs], [a.count for a in aggs],
                                    [k not in unlearned for k in keys], threshold, keys)
-            for key, old, new in zip(keys, trees, results, strict=True):
-                if new is None:
+            for key, result in zip(keys, results, strict=True):
+                if result is None:
                     continue
-                table[key] = blob(new)
+                table[key], before, after = result
                 closed.add(key)
-                if by_last is not None and new[0] != old[0]:
-                    bucket = by_last.get(old[0])
+                if by_last is not None and after != before:
+                    bucket = by_last.get(before)
                     if bucket is not None:
                         bucket.pop(key, None)
-                    by_last.setdefault(new[0], {})[key] = None
+                    by_last.setdefault(after, {})[key] = None
         return closed
 
     # -- live and packed series ------------------------------------------------------

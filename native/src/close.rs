@@ -13,8 +13,10 @@ use std::collections::HashMap;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::detector::{build, check, Window};
+use crate::msgpack;
 use crate::value::{Spec, Value};
 
 #[pyclass(module = "tradewatch_native")]
@@ -45,27 +47,39 @@ impl Closer {
         })
     }
 
-    /// Close window number `index` (starting at `start`) for each series of `trees`.
+    /// Close window number `index` (starting at `start`) for each packed series of `blobs`.
     ///
     /// `scored[i]` is the start of window number `base + i` (`Scoring._scored`);
     /// `values`, `counts` and `learn` are each series' window total, declarations and
     /// whether it learns the window; `lines[s][d]` the threshold of detector `names[d]`
-    /// for series `s` (None: not explained). Returns each series' new tree, or None when
-    /// the Python path must close it (a score reached its line, or its tree is not one
-    /// this closer knows).
+    /// for series `s` (None: not explained). Returns, per series, `(new blob, last window
+    /// before, last window after)`, or None when the Python path must close it (a score
+    /// reached its line, or the blob is not one this closer knows).
     #[allow(clippy::too_many_arguments)]
-    fn close(&self, py: Python<'_>, trees: Vec<Value>, scored: Vec<f64>, base: i64, index: i64, start: f64,
-             values: Vec<f64>, counts: Vec<i64>, learn: Vec<bool>, lines: Vec<Vec<Option<f64>>>)
-             -> PyResult<Vec<Option<PyObject>>> {
-        let n = trees.len();
+    fn close(&self, py: Python<'_>, blobs: Vec<Bound<'_, PyBytes>>, scored: Vec<f64>, base: i64, index: i64,
+             start: f64, values: Vec<f64>, counts: Vec<i64>, learn: Vec<bool>, lines: Vec<Vec<Option<f64>>>)
+             -> PyResult<Vec<Option<(PyObject, f64, f64)>>> {
+        let n = blobs.len();
         if values.len() != n || counts.len() != n || learn.len() != n || lines.len() != n {
-            return Err(PyValueError::new_err("close: one value, count, learn flag and line list per tree"));
+            return Err(PyValueError::new_err("close: one value, count, learn flag and line list per blob"));
         }
         let mut out = Vec::with_capacity(n);
-        for (i, tree) in trees.iter().enumerate() {
+        let mut buf = Vec::with_capacity(1024);
+        for (i, blob) in blobs.iter().enumerate() {
             let x = Window { value: values[i], t: start, count: counts[i] };
-            let closed = self.close_one(tree, &scored, base, index, &x, learn[i], &lines[i]);
-            out.push(closed.map(|v| v.to_object(py)));
+            let closed = msgpack::decode(blob.as_bytes()).ok().and_then(|tree| {
+                let before = match &tree {
+                    Value::List(items) if !items.is_empty() => items[0].float("last_window").ok()?,
+                    _ => return None,
+                };
+                self.close_one(&tree, &scored, base, index, &x, learn[i], &lines[i]).map(|new| (new, before))
+            });
+            out.push(closed.map(|(new, before)| {
+                buf.clear();
+                msgpack::encode(&new, &mut buf);
+                let after = if x.count != 0 { x.t } else { before };
+                (PyBytes::new_bound(py, &buf).into_any().unbind(), before, after)
+            }));
         }
         Ok(out)
     }

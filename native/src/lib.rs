@@ -14,6 +14,7 @@ mod changepoint;
 mod close;
 mod context_novelty;
 mod detector;
+mod msgpack;
 mod extremity;
 mod pymath;
 mod seasonal;
@@ -100,6 +101,15 @@ fn calibration_ops(z: f64, knee: f64, alpha: f64) -> (f64, f64, f64, f64) {
     )
 }
 
+/// A packed blob read and written again (the tests check it comes back byte for byte).
+#[pyfunction]
+fn msgpack_roundtrip(py: Python<'_>, blob: &[u8]) -> PyResult<PyObject> {
+    let v = msgpack::decode(blob).map_err(PyValueError::new_err)?;
+    let mut out = Vec::new();
+    msgpack::encode(&v, &mut out);
+    Ok(pyo3::types::PyBytes::new_bound(py, &out).into_any().unbind())
+}
+
 #[pymodule]
 fn tradewatch_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<close::Closer>()?;
@@ -107,5 +117,6 @@ fn tradewatch_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unsupported, m)?)?;
     m.add_function(wrap_pyfunction!(float_ops, m)?)?;
     m.add_function(wrap_pyfunction!(calibration_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(msgpack_roundtrip, m)?)?;
     Ok(())
 }
