@@ -69,8 +69,8 @@ impl Value {
     }
 }
 
-/// A Python number that is an `int` or a `float`, with Python's arithmetic for the
-/// cases the detectors use (an int plus an int stays an int; anything with a float is a float).
+/// A Python number that is an `int` or a `float` (the change-point detector's count is
+/// an int until a float is added to it, as in Python).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Num {
     I(i64),
@@ -82,13 +82,6 @@ impl Num {
         match self {
             Num::I(i) => i as f64,
             Num::F(x) => x,
-        }
-    }
-
-    pub fn plus_int(self, k: i64) -> Num {
-        match self {
-            Num::I(i) => Num::I(i + k),
-            Num::F(x) => Num::F(x + k as f64),
         }
     }
 
@@ -203,11 +196,6 @@ impl Spec {
             Value::Int(i) => Ok(*i),
             other => Err(format!("{}.{name}: expected an int, got {other:?}", self.class)),
         }
-    }
-
-    /// A parameter that is a number of either kind, kept as it is.
-    pub fn num(&self, name: &str) -> Result<Num, String> {
-        self.param(name)?.num(&format!("{}.{name}", self.class))
     }
 
     pub fn bool(&self, name: &str) -> Result<bool, String> {
