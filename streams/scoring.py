@@ -410,11 +410,14 @@ class Scoring:
             self._eager_keys = {k: None for k, s in series.items()
                                 if s.family in self._eager_families}
         if not self._packed and len(self._eager_keys) == len(series):
-            touched: Iterable[tuple[str, _SeriesState]] = list(series.items())
+            touched: list[tuple[str, _SeriesState]] = list(series.items())
         else:
             keys = set(window.aggregates).union(self._eager_keys)
             if self._native is not None and self._packed:
-                keys -= self._close_native(window, threshold, unlearned, index)
+                closed = self._close_native(window, threshold, unlearned, index)
+                keys -= closed
+                if self.metrics is not None:
+                    self.metrics.series_closes.labels(path="native").inc(len(closed))
             for key in keys:
                 if key not in series:
                     self._unpack(key)
@@ -438,6 +441,8 @@ class Scoring:
                 by_last.setdefault(state.last_window, {})[key] = None
         self._windows_seen = index + 1
         self._pack_quiet(window.aggregates)
+        if self.metrics is not None:
+            self.metrics.series_closes.labels(path="python").inc(len(touched))
         return findings
 
     def _close_native(self, window: ClosedWindow, threshold: ThresholdOf, unlearned: frozenset[str],

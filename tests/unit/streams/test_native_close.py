@@ -201,3 +201,21 @@ def test_the_offline_pipeline_raises_the_same_alerts_natively(monkeypatch: pytes
         [(a.alert_id, a.severity, a.score, a.surprise) for a in python.alerts]
     assert [(i.incident_id, i.revision) for i in native.incidents] == \
         [(i.incident_id, i.revision) for i in python.incidents]
+
+
+def test_the_series_closes_metric_counts_each_path() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.metrics import PipelineMetrics
+
+    settings = load_settings(DEFAULT_CONFIG_PATH, env={})
+    registry = CollectorRegistry()
+    scoring = Scoring(settings, PipelineMetrics.create(registry, detectors=settings.detectors))
+    windows = _windows(5, n_series=60, n_windows=50)
+    for w in windows:
+        scoring.score_series(w, _line)
+    touched = sum(len(w.aggregates) for w in windows)
+    native = registry.get_sample_value("tradewatch_series_closes_total", {"path": "native"})
+    python = registry.get_sample_value("tradewatch_series_closes_total", {"path": "python"})
+    assert native + python == touched  # every series window with data, once
+    assert native > 0.8 * touched and python > 0  # new series and alerts go the Python way
