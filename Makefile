@@ -9,7 +9,10 @@ PY         := $(VENV)/bin/python
 # (a new */__init__.py) must re-make it, like a new pin does
 STAMP      := $(VENV)/.installed-$(shell (cat requirements.lock pyproject.toml; ls */__init__.py) | cksum | cut -d' ' -f1)
 
-.PHONY: help venv kafka-jars prometheus bootstrap demo test test-unit kafka-start kafka-stop bench nab evaluate clean
+# the native close (native/, Rust): rebuilt when its sources or pins change
+NATIVE_SO  := streams/tradewatch_native.so.stamp
+
+.PHONY: help venv native kafka-jars prometheus bootstrap demo test test-unit kafka-start kafka-stop bench nab evaluate clean
 
 help:
 	@echo "make demo   - start local Kafka, a worker and a generated stream with an injected spike; Ctrl-C stops"
@@ -22,13 +25,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
+native: $(NATIVE_SO)
+$(NATIVE_SO): $(STAMP) native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs) scripts/build-native.sh
+	bash scripts/build-native.sh
+	@touch $@
+
 kafka-jars: venv
 	$(PY) -m streams.kafka_local fetch
 
 prometheus:
 	bash scripts/install-prometheus.sh
 
-bootstrap: venv kafka-jars prometheus
+bootstrap: venv native kafka-jars prometheus
 
 demo: bootstrap
 	$(PY) -m streams.cli demo
@@ -36,7 +44,7 @@ demo: bootstrap
 test: bootstrap
 	bash scripts/run-tests.sh
 
-test-unit: venv
+test-unit: venv native
 	$(PY) -m pytest -q -m "not integration and not prometheus"
 
 kafka-start: kafka-jars

@@ -5,7 +5,12 @@ partition's :class:`~streams.scoring.Scoring` with N live series (hs6 lanes, eve
 detector of the shipped config, each series past its warm-up), then closes daily
 windows in which 1 % of the series have data. Per row (JSON with ``--json``):
 
-* ``series``; ``close_seconds``: median time to close one window (lazy, the runtime's);
+* ``series``; ``close_seconds``: median time to close one window (lazy, the runtime's,
+  natively where :mod:`streams.native_close` applies; ``native_close`` is true, or why not);
+* ``python_close_seconds`` and ``python_over_native``: the same close all in Python
+  (``Scoring.native_close = False``), alternating with the native one in pairs of
+  windows in the same run, the second of each pair measured (each window has data for
+  other series of the same state);
 * ``gc_after_close_seconds``: median time of a full garbage collection right after each
   close: the collector is paused during a close, so the objects the close leaves live are
   scanned after it (with a million series about one full collection per close is due);
@@ -72,7 +77,7 @@ def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
     line = lambda name, key: 2.0  # noqa: E731 - nothing alerts while building
     scoring.score_series(ClosedWindow(start, start + DAY, {
         keys[0]: SeriesAggregate(count=1, value_eur=1e4)}), line)
-    prototype = scoring._series[keys[0]]
+    prototype = scoring._series.get(keys[0]) or scoring._unpack(keys[0])  # packed by a native close
     for w in range(1, WARM_WINDOWS):
         x = {"value": 1e4 * (1 + w % 3), "t": start + w * DAY}
         for d in prototype.detectors.values():
@@ -91,12 +96,15 @@ def _build(settings: Settings, n: int) -> tuple[Scoring, float]:
 
 
 def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int,
-           lazy: bool, collections: list[float] | None = None) -> list[float]:
+           lazy: bool, collections: list[float] | None = None,
+           native: list[bool] | None = None) -> list[float]:
     """Seconds per close of ``windows`` windows, each with data for a rotating 1 % of ``keys``.
 
     With ``collections``, each close is followed by a full garbage collection, timed
     into it: the close pauses the collector, so the scan of the objects it leaves live
     (the touched series) comes after it, at the next collection of the process.
+    ``native[w]`` says whether window ``w`` is closed natively (default: every one, as the
+    runtime does where the native close applies; it never applies to an eager close).
     """
     Scoring.lazy_close = lazy
     scoring.rebind(scoring.settings, None)
@@ -106,6 +114,9 @@ def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int,
     line = lambda name, key: 0.99  # noqa: E731
     seconds = []
     for w in range(windows):
+        if native is not None and lazy:
+            Scoring.native_close = native[w]
+            scoring.rebind(scoring.settings, None)
         picked = keys[(w * k * 37) % len(keys):][:k]
         window = ClosedWindow(start + w * DAY, start + (w + 1) * DAY,
                               {key: SeriesAggregate(count=2, value_eur=2e4) for key in picked})
@@ -118,6 +129,7 @@ def _close(scoring: Scoring, start: float, keys: tuple[str, ...], windows: int,
             gc.collect()
             collections.append(time.perf_counter() - t0)
     Scoring.lazy_close = True
+    Scoring.native_close = True
     return seconds
 
 
@@ -130,13 +142,25 @@ def scale_row(settings: Settings, n: int, windows: int = 5) -> dict[str, Any]:
     eager_windows = max(1, min(windows, 2_000_000 // n))
     eager = copy.deepcopy(scoring) if n <= 200_000 else None
     collections: list[float] = []
-    lazy = _close(scoring, start, keys, windows, lazy=True, collections=collections)
+    # native and Python closes alternate in pairs of windows (each window touches other
+    # series); the second of each pair is measured: the first also packs what the other
+    # mode left live (the Python close leaves the series it touched live until the next)
+    modes = [r % 4 < 2 for r in range(4 * windows)]
+    both = _close(scoring, start, keys, 4 * windows, lazy=True, collections=collections, native=modes)
+    measured = [r % 2 == 1 for r in range(4 * windows)]
+    lazy = [s for s, native, m in zip(both, modes, measured) if native and m]
+    python = [s for s, native, m in zip(both, modes, measured) if not native and m]
     rss = max(built, _rss_bytes())
+    scoring.rebind(scoring.settings, None)  # as the runtime has it (native where it applies)
     row: dict[str, Any] = {
         "series": n,
         "close_seconds": statistics.median(lazy),
         "close_seconds_max": max(lazy),
-        "gc_after_close_seconds": statistics.median(collections),
+        "native_close": scoring.native_reason is None or scoring.native_reason,
+        "python_close_seconds": statistics.median(python),
+        "python_over_native": statistics.median(python) / statistics.median(lazy),
+        "gc_after_close_seconds": statistics.median(
+            c for c, native, m in zip(collections, modes, measured) if native and m),
         "records_per_s": max(1, int(n * ACTIVE_SHARE)) / statistics.median(lazy),
         "rss_bytes": rss,
         "rss_bytes_per_series": (rss - before) / n,

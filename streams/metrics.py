@@ -78,6 +78,7 @@ class PipelineMetrics:
     event_to_alert_latency: Histogram
     record_processing: Histogram
     detector_processing: Histogram
+    series_closes: Counter
     consumer_lag: Gauge
     last_event_timestamp: Gauge
     last_processed_timestamp: Gauge
@@ -171,6 +172,11 @@ class PipelineMetrics:
                 "tradewatch_detector_processing_seconds",
                 "Time in one detector's score+learn for one observation.",
                 ["detector"], buckets=_FAST_BUCKETS, registry=r),
+            series_closes=Counter(
+                "tradewatch_series_closes",
+                "Series windows closed (caught up, scored, learned), by path: native (the "
+                "native close of quiet series, streams/native_close.py) or python.",
+                ["path"], registry=r),
             consumer_lag=Gauge(
                 "tradewatch_consumer_lag_messages",
                 "Records in the partition not yet processed by this worker.",
@@ -257,6 +263,8 @@ class PipelineMetrics:
                 for tier in tiers:
                     m.incidents_published.labels(severity=severity, transit_country=country,
                                                  chpl_tier=tier)
+        for path in ("native", "python"):
+            m.series_closes.labels(path=path)
         for level in [*levels, "passthrough"]:
             m.windows_closed.labels(level=level)
             m.active_series.labels(level=level)

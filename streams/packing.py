@@ -101,6 +101,13 @@ class _Layout:
         #: ``build(values, memo)``: a new instance with the prototype's parameters and ``values``.
         self.values, self.build = self._compile()
 
+    def spec(self) -> dict[str, Any]:
+        """This layout as plain data, for the native close (``native/``): the class name,
+        the learned attribute names in packed order, the parameters and the parts' specs."""
+        parts = {attr: sub.spec() for _, attr, kind, sub in self.special if kind == _PART}
+        params = {attr: value for attr, value in self.template.items() if attr not in self.names}
+        return {"class": self.cls.__name__, "names": list(self.names), "params": params, "parts": parts}
+
     def _compile(self) -> tuple[Callable[..., list[Any]], Callable[..., Any]]:
         """``values`` and ``build`` for this layout, as generated functions (class docstring)."""
         ns: dict[str, Any] = {"cls": self.cls, "new": object.__new__, "deepcopy": copy.deepcopy,
@@ -242,6 +249,16 @@ class DetectorPacker:
             raise NotPackable(str(exc)) from None
 
     @staticmethod
+    def tree(blob: bytes) -> list[Any]:
+        """The plain data of ``blob``: ``[*header, [[name, values], ...]]``."""
+        return _decode(blob)
+
+    @staticmethod
+    def blob(tree: list[Any]) -> bytes:
+        """``tree`` (as :meth:`tree` reads it) packed again."""
+        return _encode(tree)
+
+    @staticmethod
     def header(blob: bytes) -> list[Any]:
         """The header :meth:`pack` was given (without building any detector)."""
         return _decode(blob)[:-1]
@@ -256,6 +273,18 @@ class DetectorPacker:
     def detector_bytes(self, blob: bytes) -> dict[str, int]:
         """Packed bytes per detector in ``blob`` (for the state-size metric)."""
         return {name: len(_encode(values)) for name, values in _decode(blob)[-1]}
+
+    def spec(self, name: str, direction: str) -> dict[str, Any]:
+        """The layout of detector ``name`` for ``direction`` as plain data (:meth:`_Layout.spec`)."""
+        return self._layout(name, direction).spec()
+
+    def values(self, name: str, direction: str, detector: Detector) -> list[Any]:
+        """The packed learned values of ``detector`` (one entry of :meth:`pack`'s body)."""
+        return self._layout(name, direction).values(detector)
+
+    def build(self, name: str, direction: str, values: list[Any]) -> Detector:
+        """The detector ``values`` (one entry of :meth:`pack`'s body) stand for."""
+        return self._layout(name, direction).build(values)
 
     def fresh_values(self, name: str, direction: str, prototype: Detector) -> list[Any]:
         """The packed learned values of an untrained ``prototype`` (a detector started fresh)."""

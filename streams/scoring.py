@@ -67,6 +67,7 @@ from streams.config import Settings
 from streams.config_windows import window_plan
 from streams.events import AlertSeries, TradeDeclaration
 from streams.metrics import PipelineMetrics
+from streams.native_close import NativeClose
 from streams.packing import DetectorPacker, NotPackable
 from streams.series import DeclarationKeys, SeriesCatalog, SeriesFamily, series_meta
 
@@ -177,6 +178,8 @@ class Scoring:
     #: (module docstring, "Quiet series"). False scores every series every window: the
     #: reference behaviour, for tests and ``bench.scale`` (set it on the class).
     lazy_close: bool = True
+    #: Close quiet series with data in native code where it applies (:mod:`streams.native_close`).
+    native_close: bool = True
 
     def __init__(self, settings: Settings, metrics: PipelineMetrics | None = None,
                  catalog: SeriesCatalog | None = None) -> None:
@@ -239,6 +242,7 @@ class Scoring:
         #: Learned values of an untrained detector, packed (a detector started fresh).
         self._fresh_packed = {key: self._packer.fresh_values(key[0], key[1], d)
                               for key, d in series_protos.items()}
+        self._build_native()
 
     def reconfigure(self, settings: Settings, metrics: PipelineMetrics | None) -> list[str]:
         """Adopt ``settings`` (same series families), keeping every detector's learned state
@@ -298,6 +302,28 @@ class Scoring:
         self._eager_keys: dict[str, None] | None = None
         #: Live series of lazily closed families: packed at the next close without data.
         self._live_lazy: dict[str, None] | None = None
+        if hasattr(self, "_packer"):  # after a restore or a settings change (not while built)
+            self._build_native()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a deep copy too): the native closer is rebuilt, not copied."""
+        state = self.__dict__.copy()
+        state["_native"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_packer" in state:
+            self._build_native()
+
+    def _build_native(self) -> None:
+        """The native closer of quiet series, where it applies (:mod:`streams.native_close`)."""
+        self._native: NativeClose | None = None
+        #: Why quiet series are not closed natively (None when they are).
+        self.native_reason: str | None = "off (Scoring.native_close or Scoring.lazy_close is False)"
+        if self.native_close and self.lazy_close:
+            self._native, self.native_reason = NativeClose.build(
+                self._packer, list(self._prototypes["series"]), self._min_activity, self._activity_rate)
 
     def _fresh(self, name: str, direction: str = "up") -> Detector:
         """A new, untrained detector configured as ``name`` (for a family of ``direction``)."""
@@ -384,9 +410,14 @@ class Scoring:
             self._eager_keys = {k: None for k, s in series.items()
                                 if s.family in self._eager_families}
         if not self._packed and len(self._eager_keys) == len(series):
-            touched: Iterable[tuple[str, _SeriesState]] = list(series.items())
+            touched: list[tuple[str, _SeriesState]] = list(series.items())
         else:
             keys = set(window.aggregates).union(self._eager_keys)
+            if self._native is not None and self._packed:
+                closed = self._close_native(window, threshold, unlearned, index)
+                keys -= closed
+                if self.metrics is not None:
+                    self.metrics.series_closes.labels(path="native").inc(len(closed))
             for key in keys:
                 if key not in series:
                     self._unpack(key)
@@ -410,7 +441,45 @@ class Scoring:
                 by_last.setdefault(state.last_window, {})[key] = None
         self._windows_seen = index + 1
         self._pack_quiet(window.aggregates)
+        if self.metrics is not None:
+            self.metrics.series_closes.labels(path="python").inc(len(touched))
         return findings
+
+    def _close_native(self, window: ClosedWindow, threshold: ThresholdOf, unlearned: frozenset[str],
+                      index: int) -> set[str]:
+        """Close the packed series with data in ``window`` natively; the keys it closed.
+
+        The others (a score reached its line, a family watching drops, a total that is not
+        a float) are left packed as they were, for the Python path (module docstring of
+        :mod:`streams.native_close`). The series closed stay packed.
+        """
+        aggregates = window.aggregates
+        native = self._native
+        assert native is not None
+        base = index - len(self._scored) + 1
+        by_last = self._by_last
+        closed: set[str] = set()
+        for family, table in self._packed.items():
+            if family in self._eager_families or self._direction_of(family) != "up":
+                continue
+            keys = [k for k in aggregates if k in table and type(aggregates[k].value_eur) is float]
+            if not keys:
+                continue
+            aggs = [aggregates[k] for k in keys]
+            results = native.close([table[k] for k in keys], self._scored, base, index, window.start,
+                                   [a.value_eur for a in aggs], [a.count for a in aggs],
+                                   [k not in unlearned for k in keys], threshold, keys)
+            for key, result in zip(keys, results, strict=True):
+                if result is None:
+                    continue
+                table[key], before, after = result
+                closed.add(key)
+                if by_last is not None and after != before:
+                    bucket = by_last.get(before)
+                    if bucket is not None:
+                        bucket.pop(key, None)
+                    by_last.setdefault(after, {})[key] = None
+        return closed
 
     # -- live and packed series ------------------------------------------------------
 
@@ -425,7 +494,10 @@ class Scoring:
         """Pack the live series of lazily closed families that had no data in this window.
 
         Costs the series touched at this close and the last one, not every series:
-        ``_live_lazy`` holds exactly the live series that may need packing.
+        ``_live_lazy`` holds exactly the live series that may need packing. Where the
+        native close applies, the series touched are packed too (new series, and those
+        closed on the Python path because they alerted), so the next close takes them
+        natively: a series with data every window would otherwise stay on the Python path.
         """
         live = self._live_lazy
         if live is None:
@@ -436,9 +508,14 @@ class Scoring:
             self._pack(key)
         eager = self._eager_keys or {}
         series = self._series
+        pack_touched = self._native is not None
         for key in touched:
             if key not in eager and key in series:
-                live[key] = None
+                if pack_touched:
+                    live.pop(key, None)
+                    self._pack(key)
+                else:
+                    live[key] = None
 
     def _pack(self, key: str) -> None:
         """Replace the live series ``key`` by its packed form (it stays live if not packable)."""

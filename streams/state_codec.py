@@ -167,7 +167,7 @@ def _allowlist() -> dict[str, _Kind]:
             "settings", "metrics", "catalog", "_timers", "_prototypes", "_pristine",
             "_min_activity", "plan", "_prewarm_windows", "_activity_rate",
             "_eager_families", "_eager_keys", "_packer", "_fresh_packed", "_live_lazy",
-            "_by_last"})),
+            "_by_last", "_native", "native_reason"})),
         _Kind(AlertPolicy, sample=lambda: AlertPolicy(Settings()), transient=frozenset({
             "settings", "metrics", "clock", "_thresholds", "plan", "feedback", "on_suppressed"})),
         _Kind(TumblingWindows, sample=lambda: TumblingWindows(1.0)),

@@ -56,6 +56,8 @@ def _feed(m: PipelineMetrics, stop: threading.Event) -> None:
         m.declarations_rejected.labels(reason="not_json").inc()
         m.late_declarations.inc()
         m.windows_closed.labels(level="hs6").inc(3)
+        m.series_closes.labels(path="native").inc(40)
+        m.series_closes.labels(path="python").inc(2)
         m.windows_closed.labels(level="tier").inc()
         m.data_gap_windows.inc()
         m.alerts_published.labels(detector="spike", severity="critical", transit_country="KG",

@@ -146,8 +146,18 @@ def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
         image = service.get("image")
         assert image, f"{name}: no image (even built services name their tag)"
         assert _PINNED.match(image), f"{name}: image {image!r} is not pinned to a version"
-    base = re.search(r"^FROM\s+(\S+)", DOCKERFILE.read_text(encoding="utf-8"), re.M)
-    assert base and re.match(r"^python:3\.11\.\d+-slim", base.group(1)), base
+    stages = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(encoding="utf-8"), re.M)
+    assert stages and all(_PINNED.match(image) for image in stages), stages
+    assert re.match(r"^python:3\.11\.\d+-slim", stages[-1]), stages  # the image that runs
+
+
+def test_the_image_carries_the_native_close_built_for_its_python() -> None:
+    """The Rust stage's library lands where `streams` imports it, named for CPython 3.11."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^FROM\s+rust:[\d.]+-slim-bookworm AS native$", text, re.M)
+    assert "cargo build --release --locked --manifest-path native/Cargo.toml" in text
+    assert re.search(r"COPY --from=native \S+/libtradewatch_native\.so "
+                     r"\./streams/tradewatch_native\.cpython-311-x86_64-linux-gnu\.so", text)
 
 
 def test_kafka_image_matches_the_local_broker_version(services: dict[str, dict[str, Any]]) -> None:

@@ -77,6 +77,14 @@ def _windows(keys_per_window: list[list[str]], step: float = 86_400.0) -> Iterat
         yield ClosedWindow(start, start + step, aggs)
 
 
+@pytest.fixture
+def python_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The close all in Python, whose live series these tests read (the native close keeps
+    series packed: tests/unit/streams/test_native_close.py holds it to the same state)."""
+    monkeypatch.setattr(Scoring, "native_close", False)
+
+
+@pytest.mark.usefixtures("python_close")
 def test_a_quiet_series_is_not_touched_until_it_has_data_again() -> None:
     scoring = Scoring(load_settings(DEFAULT_CONFIG_PATH))
     busy, quiet = "hs6:DE>KG:854231", "hs6:FR>KZ:090111"
@@ -95,6 +103,7 @@ def test_a_quiet_series_is_not_touched_until_it_has_data_again() -> None:
     assert state.detectors["volume"]._n == before + 10  # 9 missed empty windows + this one
 
 
+@pytest.mark.usefixtures("python_close")
 def test_a_state_with_quiet_series_round_trips_and_carries_on_alike() -> None:
     settings = load_settings(DEFAULT_CONFIG_PATH)
     busy, quiet = "hs6:DE>KG:854231", "hs6:FR>KZ:090111"

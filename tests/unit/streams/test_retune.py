@@ -175,6 +175,7 @@ def test_a_detector_with_new_parameters_starts_fresh_and_the_others_keep_their_s
     for raw in records[:300]:
         pipeline.process(decode_declaration(raw))
     scoring = pipeline.scoring
+    scoring.settle()  # every series live, to hold its detector objects
     key = next(iter(scoring._series))
     spike = scoring._series[key].detectors["spike"]
     learned = encode_object(scoring._series[key].detectors["volume"])
@@ -204,6 +205,8 @@ def test_state_saved_under_one_config_restores_under_the_next() -> None:
         detectors__volume=_spec(settings, "volume", {"rate": 0.1}))
     restored = decode_envelope(raw, "t", 0, new, clock=_clock)
     assert isinstance(restored, RestoredState), restored
+    pipeline.scoring.settle()  # every series live, to read its detectors
+    restored.pipeline.scoring.settle()
     key = next(iter(pipeline.scoring._series))
     before = pipeline.scoring._series[key].detectors
     after = restored.pipeline.scoring._series[key].detectors
