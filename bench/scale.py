@@ -22,7 +22,9 @@ windows in which 1 % of the series have data. Per row (JSON with ``--json``):
 
 ``--large`` adds the 1M row (a few minutes on a small machine; ~1.2 GB). Series are built packed, as the runtime keeps the series quiet at the last close; each row runs in its own process, so ``rss_bytes`` is its own. ``--replay
 A:B`` instead replays the real background of those months (``evaluation.realdata``)
-with daily and 30-day windows, eager and lazy, and reports records/s of each.
+with daily and 30-day windows, eager (unless ``--no-eager``), lazy in Python and lazy
+with the native close, and reports records/s of each, whether each gives the alerts of
+the first, and ``thirty_day_over_daily`` per lazy close (the issue's "within 2x").
 """
 
 from __future__ import annotations
@@ -198,29 +200,37 @@ def _replay_settings(size: float) -> Settings:
     return load_settings_text(text, env={}, source=str(DEFAULT_CONFIG_PATH))
 
 
-def replay_rows(months: str) -> list[dict[str, Any]]:
-    """Records/s of the real background replayed with daily and 30-day windows, eager and lazy."""
+def replay_rows(months: str, eager: bool = True) -> list[dict[str, Any]]:
+    """Records/s of the real background replayed with daily and 30-day windows: eager (with
+    ``eager``), lazy in Python (``Scoring.native_close = False``) and lazy with the native
+    close (the runtime's), each against the same records in this process."""
     from evaluation.realdata import ExpansionConfig, RealStream, load_comext
     from streams.offline import run_offline
 
     first, last = months.split(":")
     records = list(RealStream(load_comext(None, (first, last)), ExpansionConfig(seed=20200101)).records())
     rows = []
+    closes = [("eager", False, False)] if eager else []
+    closes += [("python", True, False), ("native", True, True)]
     for label, size in (("daily", DAY), ("30-day", 30 * DAY)):
         settings = _replay_settings(size)
         ids = {}
-        for lazy in (False, True):
-            Scoring.lazy_close = lazy
+        for close, lazy, native in closes:
+            Scoring.lazy_close, Scoring.native_close = lazy, native
             t0 = time.perf_counter()
             result = run_offline(records, settings)
             seconds = time.perf_counter() - t0
-            ids[lazy] = [a.alert_id for a in result.alerts]
-            rows.append({"windows": label, "close": "lazy" if lazy else "eager", "records": len(records),
+            ids[close] = [a.alert_id for a in result.alerts]
+            rows.append({"windows": label, "close": close, "records": len(records),
                          "seconds": seconds, "records_per_s": len(records) / seconds,
                          "alerts": len(result.alerts)})
+            if close != closes[0][0]:
+                rows[-1]["same_alerts_as_" + closes[0][0]] = ids[close] == ids[closes[0][0]]
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a long run shows progress
-        Scoring.lazy_close = True
-        rows[-1]["same_alerts_as_eager"] = ids[True] == ids[False]
+        Scoring.lazy_close = Scoring.native_close = True
+    for close in ("python", "native"):
+        rate = {r["windows"]: r["records_per_s"] for r in rows if r["close"] == close}
+        rows.append({"close": close, "thirty_day_over_daily": rate["30-day"] / rate["daily"]})
     return rows
 
 
@@ -230,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--large", action="store_true", help="add the 1,000,000-series row")
     p.add_argument("--windows", type=int, default=5, help="closes measured per row")
     p.add_argument("--replay", metavar="A:B", help="replay real months instead, e.g. 2020-01:2020-03")
+    p.add_argument("--no-eager", action="store_true", help="with --replay: skip the eager close (slow)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.replay:
-        rows = replay_rows(args.replay)
+        rows = replay_rows(args.replay, eager=not args.no_eager)
     else:
         sizes = [*args.series, *([1_000_000] if args.large else [])]
         rows = []
