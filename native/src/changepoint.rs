@@ -28,6 +28,15 @@ struct Run {
 const NO_RUN: Run = Run { total: 0.0, count: 0, start: f64::NAN };
 
 impl Run {
+    /// The run with `y` added; a run not under way starts at the previous window
+    /// (`prev_y`, `prev_t`), which the persistence filter needed shifted too.
+    fn extended(self, y: f64, prev_y: f64, prev_t: f64) -> Run {
+        if self.count == 0 {
+            return Run { total: prev_y + y, count: 2, start: prev_t };
+        }
+        Run { total: self.total + y, count: self.count + 1, start: self.start }
+    }
+
     fn from_value(v: &Value, what: &str) -> Result<Run, String> {
         match v.list(what)? {
             [total, count, start] => Ok(Run { total: total.float(what)?, count: count.int(what)?, start: start.float(what)? }),
@@ -155,11 +164,8 @@ impl LevelShift {
 
     /// `_extend(run, y, t)` (`t` unused there too).
     fn extend(&self, run: Run, y: f64) -> Run {
-        if run.count == 0 {
-            let (prev_y, _, prev_t) = self.prev;
-            return Run { total: prev_y + y, count: 2, start: prev_t };
-        }
-        Run { total: run.total + y, count: run.count + 1, start: run.start }
+        let (prev_y, _, prev_t) = self.prev;
+        run.extended(y, prev_y, prev_t)
     }
 
     fn learn(&mut self, y: f64, t: f64) {
@@ -242,24 +248,8 @@ impl SeriesDetector for LevelShift {
                 let new_up = if new_up > 0.0 { new_up } else { 0.0 };
                 let new_down = down - hi - allowance;
                 let new_down = if new_down > 0.0 { new_down } else { 0.0 };
-                run_up = if new_up > 0.0 {
-                    if run_up.count == 0 {
-                        Run { total: prev_y + 0.0, count: 2, start: prev_t }
-                    } else {
-                        Run { total: run_up.total + 0.0, count: run_up.count + 1, start: run_up.start }
-                    }
-                } else {
-                    NO_RUN
-                };
-                run_down = if new_down > 0.0 {
-                    if run_down.count == 0 {
-                        Run { total: prev_y + 0.0, count: 2, start: prev_t }
-                    } else {
-                        Run { total: run_down.total + 0.0, count: run_down.count + 1, start: run_down.start }
-                    }
-                } else {
-                    NO_RUN
-                };
+                run_up = if new_up > 0.0 { run_up.extended(0.0, prev_y, prev_t) } else { NO_RUN };
+                run_down = if new_down > 0.0 { run_down.extended(0.0, prev_y, prev_t) } else { NO_RUN };
                 up = new_up;
                 down = new_down;
                 let top = if down > up { down } else { up };
