@@ -27,32 +27,9 @@ from .conftest import CONFIGS, DAY, Op, Oracle, close_ops, grid, prototypes, sam
 NAME = "changepoint"
 
 
-def _lists(v: Any) -> Any:
-    """Tuples as the packed blob holds them (msgpack arrays decode as lists)."""
-    if isinstance(v, tuple | list):
-        return [_lists(x) for x in v]
-    return v
-
-
-class ListOracle(Oracle):
-    """The oracle, with the Python side's tuples (``_prev``, ``_run_up``, ``_run_down``)
-    compared as the lists the packed blob holds: the native side returns lists."""
-
-    def python(self, values: list[Any], ops: list[Op]) -> tuple[list[Any], list[float]]:
-        got, scores = super().python(values, ops)
-        return _lists(got), scores
-
-
-_ORACLES: dict[str, ListOracle] = {}
-
-
 @pytest.fixture()
-def oracle() -> Callable[[str], ListOracle]:
-    def make(config: str) -> ListOracle:
-        if config not in _ORACLES:
-            _ORACLES[config] = ListOracle(NAME, prototypes(config)[NAME])
-        return _ORACLES[config]
-    return make
+def oracle(oracle_for: Callable[[str, str], Oracle]) -> Callable[[str], Oracle]:
+    return lambda config: oracle_for(config, NAME)
 
 
 def trace(o: Oracle, ops: list[Op], values: list[Any] | None = None) -> set[str]:
@@ -136,7 +113,7 @@ def unit_ops(kind: str) -> list[Op]:
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("kind", ["learn_one", "score_then_learn"])
-def test_unit_test_inputs_match_python(oracle: Callable[[str], ListOracle], config: str, kind: str) -> None:
+def test_unit_test_inputs_match_python(oracle: Callable[[str], Oracle], config: str, kind: str) -> None:
     o = oracle(config)
     ops = unit_ops(kind) * 3  # three passes: past the grace period, the malformed windows scored
     o.check(ops, every=1)
@@ -144,7 +121,7 @@ def test_unit_test_inputs_match_python(oracle: Callable[[str], ListOracle], conf
     raw = o.packer.build(NAME, "up", o.fresh)
     for x in LevelShiftDetector._unit_test_inputs() * 3:
         raw.learn_one(dict(x))
-    assert same(_lists(o.packer.values(NAME, "up", raw)), o.python(o.fresh, unit_ops("learn_one") * 3)[0]) is None
+    assert same(o.packer.values(NAME, "up", raw), o.python(o.fresh, unit_ops("learn_one") * 3)[0]) is None
     seen = trace(o, ops)
     assert {"learn:first", "learn:grace", "learn:update", "learn:clipped", "learn:run_start"} <= seen, seen
 
@@ -152,7 +129,7 @@ def test_unit_test_inputs_match_python(oracle: Callable[[str], ListOracle], conf
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("kind", ["day", "week", "month"])
 @pytest.mark.parametrize("density", [1.0, 0.3, 0.05])
-def test_pipeline_shaped_runs_match_python(oracle: Callable[[str], ListOracle], config: str, kind: str,
+def test_pipeline_shaped_runs_match_python(oracle: Callable[[str], Oracle], config: str, kind: str,
                                            density: float) -> None:
     o = oracle(config)
     n = {"day": 500, "week": 260, "month": 150}[kind]
@@ -173,7 +150,7 @@ def test_pipeline_shaped_runs_match_python(oracle: Callable[[str], ListOracle], 
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("seed", range(4))
-def test_shift_spike_and_collapse_reach_every_branch(oracle: Callable[[str], ListOracle], config: str,
+def test_shift_spike_and_collapse_reach_every_branch(oracle: Callable[[str], Oracle], config: str,
                                                       seed: int) -> None:
     o = oracle(config)
     ops = shift_ops(random.Random(seed))
@@ -190,7 +167,7 @@ def test_shift_spike_and_collapse_reach_every_branch(oracle: Callable[[str], Lis
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_learn_empty_from_fresh_and_in_grace(oracle: Callable[[str], ListOracle], config: str) -> None:
+def test_learn_empty_from_fresh_and_in_grace(oracle: Callable[[str], Oracle], config: str) -> None:
     """Quiet windows from a fresh detector (the n <= 1 step, a zero centre), through the
     grace period and past it, in one call and in pieces; empty windows with NaN times."""
     o = oracle(config)
@@ -203,7 +180,7 @@ def test_learn_empty_from_fresh_and_in_grace(oracle: Callable[[str], ListOracle]
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_an_int_count_n_keeps_its_type(oracle: Callable[[str], ListOracle], config: str) -> None:
+def test_an_int_count_n_keeps_its_type(oracle: Callable[[str], Oracle], config: str) -> None:
     """``_n`` as an int (Python keeps it through the grace check, the score and a hold; any
     baseline update makes it a float, as ``n += 1.0`` does)."""
     o = oracle(config)
@@ -235,7 +212,7 @@ def test_an_int_count_n_keeps_its_type(oracle: Callable[[str], ListOracle], conf
     o.check([hold_op], values=hold_values)
 
 
-def test_scores_match_on_values_at_the_edges(oracle: Callable[[str], ListOracle]) -> None:
+def test_scores_match_on_values_at_the_edges(oracle: Callable[[str], Oracle]) -> None:
     """Zero, negative, NaN, infinite, tiny and huge values, NaN times, scored with and
     without learning."""
     o = oracle(CONFIGS[0])
@@ -252,14 +229,14 @@ def test_scores_match_on_values_at_the_edges(oracle: Callable[[str], ListOracle]
 
 
 def _spec(**params: Any) -> dict[str, Any]:
-    spec = copy.deepcopy(ListOracle(NAME, prototypes(CONFIGS[0])[NAME]).spec)
+    spec = copy.deepcopy(Oracle(NAME, prototypes(CONFIGS[0])[NAME]).spec)
     spec["params"].update(params)
     return spec
 
 
 def test_check_accepts_the_shipped_configs_and_refuses_what_is_not_ported() -> None:
     for config in CONFIGS:
-        spec = ListOracle(NAME, prototypes(config)[NAME]).spec
+        spec = Oracle(NAME, prototypes(config)[NAME]).spec
         assert tradewatch_native.unsupported(spec) is None, config
     # An int clip (min/max would put an int z into _prev), an int threshold or allowance.
     assert "clip" in tradewatch_native.unsupported(_spec(clip=4))
@@ -276,4 +253,4 @@ def test_check_accepts_the_shipped_configs_and_refuses_what_is_not_ported() -> N
     assert tradewatch_native.unsupported(_spec(clip=0.1)) is not None
     assert tradewatch_native.unsupported(_spec(grace_period=1)) is not None
     with pytest.raises(ValueError):
-        tradewatch_native.replay(_spec(clip=4), ListOracle(NAME, prototypes(CONFIGS[0])[NAME]).fresh, [])
+        tradewatch_native.replay(_spec(clip=4), Oracle(NAME, prototypes(CONFIGS[0])[NAME]).fresh, [])
