@@ -82,8 +82,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.file or args.config)
     print(msgspec.json.format(msgspec.json.encode(settings.to_dict()), indent=2).decode())
     print(_kafka_login(settings), file=sys.stderr)
+    print(_native_close(settings), file=sys.stderr)
     print(f"OK: {args.file or args.config}", file=sys.stderr)
     return 0
+
+
+def _native_close(settings: Settings) -> str:
+    """Whether this config's windows close in native code, and why not (a parameter the
+    native detectors do not port makes every close Python, about ten times slower)."""
+    from streams.scoring import Scoring
+
+    reason = Scoring(settings).native_reason
+    if reason is None:
+        return "native close: on"
+    return f"native close: off, windows close in Python (~10x slower per series): {reason}"
 
 
 def _kafka_login(settings: Settings) -> str:

@@ -9,6 +9,7 @@ window, and leave every detector with the same packed values.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import random
 import struct
 from collections.abc import Callable
@@ -219,3 +220,18 @@ def test_the_series_closes_metric_counts_each_path() -> None:
     python = registry.get_sample_value("tradewatch_series_closes_total", {"path": "python"})
     assert native + python == touched  # every series window with data, once
     assert native > 0.8 * touched and python > 0  # new series and alerts go the Python way
+
+
+def test_config_check_says_whether_the_native_close_applies(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.cli import main
+
+    assert main(["config", "check", str(DEFAULT_CONFIG_PATH)]) == 0
+    assert "native close: on" in capsys.readouterr().err
+    text = Path(DEFAULT_CONFIG_PATH).read_text(encoding="utf-8")
+    slow = tmp_path / "level_cv.toml"
+    slow.write_text(text.replace('[detectors.volume]\nkind = "volume"',
+                                 '[detectors.volume]\nkind = "volume"\nparams = { level_cv = 0.3 }'))
+    assert main(["config", "check", str(slow)]) == 0
+    err = capsys.readouterr().err
+    assert "native close: off" in err and "level_cv" in err
