@@ -64,6 +64,8 @@ def worker_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory): 
             "alerts": worker.sample("tradewatch_alerts_published_total",
                                     {"detector": "spike", "transit_country": "KG", "chpl_tier": "1"}),
             "late": worker.sample("tradewatch_late_declarations_total"),
+            "closes": {path: worker.sample("tradewatch_series_closes_total", {"path": path})
+                       for path in ("native", "python")},
             "incidents": sum(worker.sample("tradewatch_incidents_published_total", {
                 "severity": s, "transit_country": "KG", "chpl_tier": "1"})
                 for s in ("low", "medium", "high", "critical")),
@@ -122,6 +124,13 @@ def test_metrics_count_every_record_and_each_rejection(worker_run) -> None:  # t
     assert all(v == 1.0 for v in m["rejected"].values()), m["rejected"]
     assert m["alerts"] >= 1
     assert m["late"] == 0  # no valid record is dead-lettered in an undisturbed run
+
+
+def test_the_worker_closes_quiet_series_natively(worker_run) -> None:  # type: ignore[no-untyped-def]
+    """Through the real broker the shipped config's windows close in native code: most
+    series closes are native; new series and the ones that alerted go the Python way."""
+    closes = worker_run["metrics"]["closes"]
+    assert closes["native"] > 2 * closes["python"] > 0, closes
 
 
 def test_offline_partitioning_matches_the_brokers(kafka_bootstrap: str, unique_topic_prefix: str) -> None:
