@@ -10,6 +10,7 @@
 //! the finding with its explanation.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -67,13 +68,20 @@ impl Closer {
         let mut buf = Vec::with_capacity(1024);
         for (i, blob) in blobs.iter().enumerate() {
             let x = Window { value: values[i], t: start, count: counts[i] };
-            let closed = msgpack::decode(blob.as_bytes()).ok().and_then(|tree| {
-                let before = match &tree {
-                    Value::List(items) if !items.is_empty() => items[0].float("last_window").ok()?,
-                    _ => return None,
-                };
-                self.close_one(&tree, &scored, base, index, &x, learn[i], &lines[i]).map(|new| (new, before))
-            });
+            let bytes = blob.as_bytes();
+            // A blob this closer cannot read, or a detector that panics on state it did not
+            // expect, leaves the series to the Python path (its blob is untouched): never an
+            // exception out of the close.
+            let closed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                msgpack::decode(bytes).ok().and_then(|tree| {
+                    let before = match &tree {
+                        Value::List(items) if !items.is_empty() => items[0].float("last_window").ok()?,
+                        _ => return None,
+                    };
+                    self.close_one(&tree, &scored, base, index, &x, learn[i], &lines[i]).map(|new| (new, before))
+                })
+            }))
+            .unwrap_or(None);
             out.push(closed.map(|(new, before)| {
                 buf.clear();
                 msgpack::encode(&new, &mut buf);

@@ -235,3 +235,24 @@ def test_config_check_says_whether_the_native_close_applies(
     assert main(["config", "check", str(slow)]) == 0
     err = capsys.readouterr().err
     assert "native close: off" in err and "level_cv" in err
+
+
+def test_a_packed_series_the_native_close_cannot_read_is_left_to_the_python_path() -> None:
+    """Never an exception out of the native close: a blob it cannot read, or state a native
+    detector does not expect, returns None and the series' blob is left as it was."""
+    scoring = Scoring(load_settings(DEFAULT_CONFIG_PATH, env={}))
+    windows = _windows(6, n_series=20, n_windows=30)
+    for w in windows:
+        scoring.score_series(w, _line)
+    table = next(iter(scoring._packed.values()))
+    key, blob = next(iter(table.items()))
+    tree = scoring._packer.tree(blob)
+    broken = [*tree[:-1], [[name, values if name != "spike" else [values[0], [], values[2]]]
+                           for name, values in tree[-1]]]  # spike's extremity part emptied
+    native = scoring._native
+    assert native is not None
+    args = (scoring._scored, scoring._windows_seen - len(scoring._scored) + 1, scoring._windows_seen,
+            windows[-1].end, [1e4] * 3, [2] * 3, [True] * 3, _line, [key] * 3)
+    readable, unreadable, odd = native.close([blob, b"\\xc1", scoring._packer.blob(broken)], *args)
+    assert readable is not None  # the intact blob closes natively
+    assert unreadable is None and odd is None
