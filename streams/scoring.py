@@ -565,15 +565,31 @@ class Scoring:
         The pre-warmed detectors depend only on the family's direction (every new series
         of a close has the same history of empty windows): they are learned once per
         direction and copied (packed and unpacked) to every new series of that direction.
+        Where the native close applies, the copies after the first are born packed (the
+        header the Python series would be packed with, the same detectors' body), and the
+        native close scores them like any packed series with data.
         """
         grid = self.plan.grid
         history = min(self._windows_seen, self._prewarm_windows)
         warmed: dict[str, bytes | None] = {}
+        #: The pre-warmed detectors' packed body per direction, for series born packed.
+        bodies: dict[str, list[Any]] = {}
         for key in keys:
             family = self.catalog.family_of(key)
             direction = family.direction
             detectors: dict[str, Detector] | None = None
             blob = warmed.get(direction)
+            if blob is not None and self._native is not None and family.name not in self._eager_families:
+                # born packed, as the last close would have left it: the native close scores it
+                body = bodies.get(direction)
+                if body is None:
+                    body = bodies[direction] = self._packer.tree(blob)[-1]
+                self._packed.setdefault(family.name, {})[key] = self._packer.blob(
+                    [start, 0.0, index, self._created, body])
+                self._created += 1
+                if self._by_last is not None:
+                    self._by_last.setdefault(start, {})[key] = None
+                continue
             if blob is not None:
                 detectors = self._packer.unpack(blob, direction)[1]
             else:
