@@ -286,10 +286,6 @@ class DetectorPacker:
         """The detector ``values`` (one entry of :meth:`pack`'s body) stand for."""
         return self._layout(name, direction).build(values)
 
-    def fresh_values(self, name: str, direction: str, prototype: Detector) -> list[Any]:
-        """The packed learned values of an untrained ``prototype`` (a detector started fresh)."""
-        return self._layout(name, direction).values(prototype)
-
     @staticmethod
     def edit(blob: bytes, keep: Iterable[str], fresh: Mapping[str, list[Any]]) -> bytes:
         """``blob`` with the detectors in ``keep`` kept (in ``fresh``'s order) and the other

@@ -240,7 +240,7 @@ class Scoring:
                          for key, raw in self._pristine.items() if key[0] in self._prototypes["series"]}
         self._packer = DetectorPacker(series_protos)
         #: Learned values of an untrained detector, packed (a detector started fresh).
-        self._fresh_packed = {key: self._packer.fresh_values(key[0], key[1], d)
+        self._fresh_packed = {key: self._packer.values(key[0], key[1], d)
                               for key, d in series_protos.items()}
         self._build_native()
 

@@ -8,11 +8,12 @@ window, and leave every detector with the same packed values.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from pathlib import Path
 import random
 import struct
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -158,14 +159,9 @@ def test_without_the_module_or_with_an_unported_parameter_the_close_stays_python
 
 
 def _records() -> list[bytes]:
-    config = StreamConfig(seed=5, start=dt_date(2022, 1, 10), days=90, daily_declarations=150.0)
+    config = StreamConfig(seed=5, start=dt.date(2022, 1, 10), days=90, daily_declarations=150.0)
     scenarios = [scenario_by_name("ic_spike_de_kg_ru", onset_day=60)]
     return list(SyntheticStream(config, scenarios).records())
-
-
-def dt_date(y: int, m: int, d: int) -> Any:
-    import datetime as dt
-    return dt.date(y, m, d)
 
 
 def _scope_all() -> Settings:
